@@ -1,0 +1,53 @@
+# StemForge: `make run` starts the app, `make test` runs the whole suite. Both work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+TEST_STAMP := $(VENV)/.test-installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test install install-test services browser lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# The CPU build of torch 2.13.0 first, where this machine offers it: otherwise the
+# project's `torch>=2.1` would pull a multi-GB CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q torch==2.13.0 || echo "torch 2.13.0 not available here; pip picks a torch build"
+	$(BIN)/pip install -q -e .
+	rm -f $(VENV)/.installed-*; touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.test-installed-*; touch $@
+
+install: $(STAMP)
+
+install-test: $(TEST_STAMP)
+
+run: install
+	$(BIN)/python main.py serve
+
+# PostgreSQL and Redis for the scale-out and PostgreSQL runs; Chromium for browser tests.
+services:
+	@bash tests/scripts/services.sh
+
+browser:
+	@bash tests/scripts/browser.sh
+
+test: install-test services browser
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+	STEMFORGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -m postgres
+
+lint: install-test
+	$(BIN)/ruff check .
+
+bench: install-test
+	$(BIN)/python bench/api.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

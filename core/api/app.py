@@ -1,0 +1,84 @@
+"""The FastAPI application: REST routes, error envelope, middleware, start-up.
+
+NiceGUI pages are attached to this same app by the composition root (main.py),
+so one uvicorn process serves pages, REST and /socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from core import security
+from core.api.deps import SESSION_COOKIE, CurrentUser
+from core.api.errors import install_error_handlers
+from core.api.middleware import RateLimitHeaders, SessionMiddleware, UploadSizeLimit
+from core.api.routes import health, tracks, users
+from core.errors import NotFound
+from core.lifecycle import startup
+from core.ratelimit import RateLimiter
+from core.settings import Settings
+from data import db
+from data.files import FileStore
+
+log = logging.getLogger("stemforge")
+
+API_DESCRIPTION = """
+StemForge REST API. Authenticate with `Authorization: Bearer <token>` (create tokens on the
+settings page or with `python main.py tokens create --email ...`).
+
+Success bodies are `{"data": ...}`; errors are `{"error": "...", "code": "..."}` (validation errors add
+`details`). Every `/api` response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+`X-RateLimit-Reset` (seconds until the window frees up).
+"""
+
+
+def _api_not_found_router() -> APIRouter:
+    """Unknown /api paths answer the JSON envelope (after auth), not the page app's HTML 404."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def api_not_found(path: str, user: CurrentUser) -> None:
+        raise NotFound("endpoint")
+
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await startup(settings)
+        log.info("StemForge ready on %s (data dir %s)", settings.public_url, settings.data_dir.resolve())
+        try:
+            yield
+        finally:
+            await db.dispose_engine()
+
+    app = FastAPI(
+        title="StemForge",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    signer = security.SessionSigner(settings.session_secret, settings.session_max_age_days * 86400)
+    app.state.settings = settings
+    app.state.signer = signer
+    app.state.store = FileStore(settings.uploads_dir)
+    app.state.limiter = RateLimiter(settings.redis_url)
+
+    install_error_handlers(app)
+    for router in (health.router, users.router, tracks.router):
+        app.include_router(router)
+    app.include_router(_api_not_found_router())
+
+    app.add_middleware(RateLimitHeaders)
+    # Multipart overhead on top of the file itself stays well under 1 MB.
+    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024 + 1024 * 1024,
+                       prefixes=("/api/tracks/upload",))
+    app.add_middleware(SessionMiddleware, signer=signer, cookie_name=SESSION_COOKIE, secure=settings.cookie_secure)
+    return app

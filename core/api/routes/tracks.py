@@ -1,0 +1,102 @@
+"""The user's tracks: list, read, edit, delete, upload."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+
+from core import tracks
+from core.api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep, parse_uuid
+from core.api.presenters import track_out
+from core.api.schemas import Envelope, ErrorOut, PageMeta, TrackOut, TrackPage, TrackPatch
+from core.errors import NotFound, PayloadTooLarge
+
+router = APIRouter(prefix="/api/tracks", tags=["tracks"])
+
+_errors = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 429: {"model": ErrorOut}}
+
+
+def _track_id(value: str) -> uuid.UUID:
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise NotFound("track")
+    return parsed
+
+
+@router.get("", response_model=TrackPage, responses=_errors)
+async def list_tracks(
+    user: CurrentUser,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    q: Annotated[str, Query(max_length=200, description="Search in title and artist")] = "",
+) -> TrackPage:
+    result = await tracks.list_tracks(session, user.id, page=page, page_size=page_size, search=q)
+    return TrackPage(
+        data=[track_out(t) for t in result.items],
+        meta=PageMeta(page=result.page, page_size=result.page_size, total_count=result.total_count,
+                      total_pages=result.total_pages),
+    )
+
+
+@router.get("/{track_id}", response_model=Envelope[TrackOut], responses=_errors)
+async def get_track(track_id: str, user: CurrentUser, session: SessionDep) -> Envelope[TrackOut]:
+    track = await tracks.get_track(session, user.id, _track_id(track_id))
+    return Envelope(data=track_out(track))
+
+
+@router.patch("/{track_id}", response_model=Envelope[TrackOut], responses={**_errors, 422: {"model": ErrorOut}})
+async def update_track(
+    track_id: str, body: TrackPatch, user: CurrentUser, session: SessionDep
+) -> Envelope[TrackOut]:
+    track = await tracks.update_track(session, user.id, _track_id(track_id), body.model_dump(exclude_unset=True))
+    return Envelope(data=track_out(track))
+
+
+@router.delete("/{track_id}", status_code=204, responses=_errors)
+async def delete_track(track_id: str, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
+    """Deletes the track with its stems, jobs, analysis results and files."""
+    await tracks.delete_track(session, store, user.id, _track_id(track_id))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/upload",
+    status_code=201,
+    response_model=Envelope[TrackOut],
+    responses={**_errors, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def upload_track(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="WAV, FLAC, MP3, OGG, M4A, ...")],
+    title: Annotated[str, Form(max_length=500)] = "",
+    artist: Annotated[str, Form(max_length=500)] = "",
+    album: Annotated[str, Form(max_length=500)] = "",
+) -> Envelope[TrackOut]:
+    """Adds an audio file to the library; its audio is ready for separation and analysis at once."""
+    max_bytes = settings.max_upload_mb * 1024 * 1024
+    if file.size is not None and file.size > max_bytes:
+        raise PayloadTooLarge(f"The file is larger than the {settings.max_upload_mb} MB limit")
+    guessed_artist, guessed_title = tracks.title_from_filename(file.filename or "")
+    title, artist = title.strip() or guessed_title, artist.strip() or guessed_artist
+    track_id = uuid.uuid4()
+    rel_path, info, size = await asyncio.to_thread(
+        tracks.import_upload, store, file.file, file.filename or "", max_bytes=max_bytes,
+        track_id=track_id, title=title, artist=artist,
+    )
+    try:
+        track = await tracks.create_uploaded_track(
+            session, user.id, track_id, title=title, artist=artist, album=album.strip(),
+            rel_path=rel_path, info=info, size=size,
+        )
+    except BaseException:
+        store.remove_tree(store.track_dir(track_id))
+        raise
+    return Envelope(data=track_out(track))

@@ -1,0 +1,123 @@
+"""Request and response models of the REST API: what /docs shows is what clients get."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    data: T
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="What went wrong, in words a person can act on")
+    code: str = Field(description="Stable snake_case code for programs")
+    details: dict[str, Any] | None = Field(default=None, description="Per-field messages (validation errors)")
+    retry_after: int | None = Field(default=None, description="Seconds until a rate limit frees up")
+
+
+class PageMeta(BaseModel):
+    page: int
+    page_size: int
+    total_count: int
+    total_pages: int
+
+
+class TrackOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    spotify_id: str | None = None
+    title: str
+    artist: str
+    album: str
+    album_art_url: str | None = None
+    duration: int | None = Field(default=None, description="Length in seconds")
+    spotify_url: str | None = None
+    source_url: str | None = None
+    audio_url: str | None = Field(default=None, description="/files/... URL of the audio, once it is ready")
+    audio_format: str | None = None
+    file_size: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TrackPage(BaseModel):
+    data: list[TrackOut]
+    meta: PageMeta
+
+
+class TrackPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    artist: str | None = Field(default=None, max_length=500)
+    album: str | None = Field(default=None, max_length=500)
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class Credentials(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    created_at: datetime
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    csrf_token: str
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(default="", max_length=100)
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The bearer token. Shown only this once; store it now.")
+
+
+class SettingsOut(BaseModel):
+    email: str
+    display_name: str
+    default_engine: str
+    default_model: str
+    default_quality: str
+    spotify_configured: bool
+    lalalai_key: str | None = Field(default=None, description="Masked; the full key is never returned")
+
+
+class SettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, max_length=120)
+    default_engine: Literal["local", "lalalai"] | None = None
+    default_model: Literal["htdemucs", "htdemucs_ft", "htdemucs_6s", "mdx_extra"] | None = None
+    default_quality: Literal["lossless", "high", "medium", "low"] | None = None
+    current_password: str | None = Field(default=None, max_length=1024)
+    new_password: str | None = Field(default=None, max_length=1024)

@@ -1,0 +1,121 @@
+"""One Settings object for the whole product.
+
+Everything is read from ``STEMFORGE_*`` environment variables (and an optional
+``.env``), with defaults that make ``python main.py`` work on a bare machine.
+Secrets that nobody configured are generated once and kept in the data dir, so
+sessions and encrypted columns survive restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEMFORGE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Public base URL, used for OAuth redirects and links in e-mails; derived from host/port when empty.
+    base_url: str = ""
+
+    database_url: str = ""
+    redis_url: str = ""
+
+    secret_key: str = ""
+    encryption_key: str = ""
+    session_max_age_days: int = 30
+    # Cookies marked Secure only reach HTTPS sites; turn on behind TLS.
+    cookie_secure: bool = False
+
+    rate_limit_api: str = "60/minute"
+    rate_limit_heavy: str = "10/minute"
+    rate_limit_login: str = "10/minute"
+
+    max_upload_mb: int = 500
+    password_min_length: int = 10
+
+    spotify_client_id: str = ""
+    spotify_client_secret: str = ""
+    spotify_api_url: str = "https://api.spotify.com/v1/"
+    spotify_accounts_url: str = "https://accounts.spotify.com"
+
+    lalalai_api_url: str = "https://www.lalal.ai"
+
+    log_level: str = Field(default="info")
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the URLs people copy from their hosting panel.
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+asyncpg://" + url[len(prefix) :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'stemforge.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.effective_database_url.startswith("postgresql")
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @cached_property
+    def session_secret(self) -> str:
+        return self.secret_key or self._persisted_secret("secret_key")
+
+    @cached_property
+    def fernet_key(self) -> str:
+        if self.encryption_key:
+            return self.encryption_key
+        from cryptography.fernet import Fernet
+
+        return self._persisted_secret("encryption_key", lambda: Fernet.generate_key().decode())
+
+    def _persisted_secret(self, name: str, make=lambda: secrets.token_urlsafe(48)) -> str:
+        """Read a generated secret from the data dir, creating it (mode 0600) on first use."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / f".{name}"
+        if path.exists():
+            return path.read_text().strip()
+        value = make()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race; use its value
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value
+
+    def ensure_dirs(self) -> None:
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def set_settings(settings: Settings) -> None:
+    global _settings
+    _settings = settings

@@ -1,0 +1,139 @@
+"""StemForge: composition root and command line.
+
+    python main.py                      serve on the embedded defaults (same as `serve`)
+    python main.py serve [--host H] [--port P]
+    python main.py users create --email E --password P
+    python main.py tokens create --email E [--name N]   prints only the token
+    python main.py tokens list --email E
+    python main.py tokens revoke --email E --id TOKEN_ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.settings import Settings, get_settings
+
+
+def build_app(settings: Settings):  # noqa: ANN201  (FastAPI, imported lazily: the CLI should start fast)
+    """The one web application: REST + /socket + NiceGUI pages."""
+    from core.api.app import create_app
+    from ui.app import attach
+
+    app = create_app(settings)
+    attach(app, settings)
+    return app
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    app = build_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+
+
+async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from core.lifecycle import startup
+    from data.db import dispose_engine, session_scope
+
+    await startup(settings)
+    try:
+        async with session_scope() as session:
+            return await fn(session)
+    finally:
+        await dispose_engine()
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+async def _users_create(session: Any, args: argparse.Namespace, settings: Settings) -> int:
+    from core import accounts
+    from core.errors import StemForgeError
+
+    try:
+        user = await accounts.register(session, args.email, args.password, min_length=settings.password_min_length)
+    except StemForgeError as exc:
+        return _fail(exc.message)
+    print(f"created user {user.email} ({user.id})")
+    return 0
+
+
+async def _tokens(session: Any, args: argparse.Namespace, settings: Settings) -> int:
+    from core import accounts
+    from core.errors import StemForgeError
+
+    try:
+        user = await accounts.get_user_by_email(session, args.email)
+        if args.tokens_cmd == "create":
+            issued = await accounts.create_token(session, user, args.name)
+            print(issued.token)  # stdout holds the token alone: scripts capture it
+        elif args.tokens_cmd == "list":
+            for row in await accounts.list_tokens(session, user):
+                print(f"{row.id}  {row.prefix}…  {row.name or '-'}  created {row.created_at:%Y-%m-%d %H:%M}")
+        else:
+            try:
+                token_id = uuid.UUID(args.id)
+            except ValueError:
+                return _fail(f"not a token id: {args.id}")
+            await accounts.revoke_token(session, user, token_id)
+            print(f"revoked {token_id}", file=sys.stderr)
+    except StemForgeError as exc:
+        return _fail(exc.message)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stemforge", description="StemForge server and tools")
+    sub = p.add_subparsers(dest="cmd")
+    s = sub.add_parser("serve", help="run the web server (default)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users_cmd", required=True)
+    uc = users.add_parser("create", help="create an account")
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--password", required=True)
+
+    tokens = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="tokens_cmd", required=True)
+    tc = tokens.add_parser("create", help="create a token and print it (only the token, on stdout)")
+    tc.add_argument("--email", required=True)
+    tc.add_argument("--name", default="")
+    tl = tokens.add_parser("list", help="list a user's active tokens")
+    tl.add_argument("--email", required=True)
+    tr = tokens.add_parser("revoke", help="revoke a token")
+    tr.add_argument("--email", required=True)
+    tr.add_argument("--id", required=True, help="token id, as shown by `tokens list`")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.cmd in (None, "serve"):
+        serve(settings, getattr(args, "host", None), getattr(args, "port", None))
+        return 0
+    if args.cmd == "users":
+        return asyncio.run(_with_db(settings, lambda s: _users_create(s, args, settings)))
+    if args.cmd == "tokens":
+        return asyncio.run(_with_db(settings, lambda s: _tokens(s, args, settings)))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Register and log-in forms.
+
+Real HTML forms posting to the REST routes: they work with JavaScript off, and
+the server sets the HttpOnly session cookie on the response itself.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from core.settings import get_settings
+from ui.session import csrf_token, page_user
+from ui.theme import frame
+
+
+def _form(action: str, csrf: str, button: str, *, email: str, next_url: str = "", new_password: bool) -> None:
+    with ui.element("form").props(f'method=post action="{action}"').classes("w-full flex flex-col gap-3"):
+        ui.element("input").props(f'type=hidden name=_csrf_token value="{csrf}"')
+        if next_url:
+            ui.element("input").props(f'type=hidden name=next value="{next_url}"')
+        ui.input("E-mail", value=email).props('name=email type=email autocomplete=email outlined').classes(
+            "w-full"
+        ).mark("email")
+        ui.input("Password", password=True, password_toggle_button=True).props(
+            "name=password outlined autocomplete=" + ("new-password" if new_password else "current-password")
+        ).classes("w-full").mark("password")
+        ui.button(button).props("type=submit color=primary unelevated").classes("w-full").mark("submit")
+
+
+def _error(message: str | None) -> None:
+    if message:
+        ui.label(message).classes("text-red-700 bg-red-50 rounded px-3 py-2 w-full").mark("error")
+
+
+@ui.page("/users/log-in")
+async def log_in_page(request: Request, error: str | None = None, email: str = "", next: str = "/"):  # noqa: A002
+    if await page_user(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    with frame("Log in"), ui.card().classes("w-full max-w-md mx-auto p-6 gap-4"):
+        ui.label("Log in to StemForge").classes("text-2xl font-semibold")
+        _error(error)
+        _form("/users/log-in", csrf_token(request), "Log in", email=email, next_url=next, new_password=False)
+        with ui.row().classes("gap-1 text-sm"):
+            ui.label("No account yet?")
+            ui.link("Create one", "/users/register")
+
+
+@ui.page("/users/register")
+async def register_page(request: Request, error: str | None = None, email: str = ""):
+    if await page_user(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    settings = get_settings()
+    with frame("Create account"), ui.card().classes("w-full max-w-md mx-auto p-6 gap-4"):
+        ui.label("Create your StemForge account").classes("text-2xl font-semibold")
+        _error(error)
+        _form("/users/register", csrf_token(request), "Create account", email=email, new_password=True)
+        ui.label(f"Passwords need at least {settings.password_min_length} characters.").classes(
+            "text-sm text-gray-600"
+        )
+        with ui.row().classes("gap-1 text-sm"):
+            ui.label("Already registered?")
+            ui.link("Log in", "/users/log-in")

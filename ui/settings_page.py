@@ -1,0 +1,132 @@
+"""Account settings: profile, defaults, password, and API tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from core import accounts, user_settings
+from core.errors import StemForgeError
+from core.settings import get_settings
+from data.db import session_scope
+from data.models import User
+from ui.session import csrf_token, page_user
+from ui.theme import frame
+
+ENGINES = {"local": "Local (Demucs)", "lalalai": "lalal.ai cloud"}
+MODELS = ["htdemucs", "htdemucs_ft", "htdemucs_6s", "mdx_extra"]
+QUALITIES = {"lossless": "Lossless (FLAC)", "high": "High (320 kbps)", "medium": "Medium (192 kbps)",
+             "low": "Low (128 kbps)"}
+
+
+async def _save(user: User, changes: dict) -> dict | None:
+    try:
+        async with session_scope() as db:
+            fresh = await db.get(User, user.id)
+            assert fresh is not None
+            result = await user_settings.update(db, fresh, changes, get_settings())
+    except StemForgeError as exc:
+        ui.notify(exc.message, type="negative")
+        return None
+    ui.notify("Saved", type="positive")
+    return result
+
+
+async def _tokens_section(user: User) -> None:
+    @ui.refreshable
+    async def token_list() -> None:
+        async with session_scope() as db:
+            rows = await accounts.list_tokens(db, user)
+        if not rows:
+            ui.label("No API tokens yet.").classes("text-gray-600")
+        for row in rows:
+            with ui.row().classes("items-center justify-between w-full border-b py-1").mark("token-row"):
+                ui.label(row.name or "(unnamed)").classes("font-medium")
+                ui.label(f"{row.prefix}…").classes("font-mono text-sm text-gray-600")
+                ui.label(f"created {row.created_at:%Y-%m-%d %H:%M} UTC").classes("text-sm text-gray-600")
+                ui.button("Revoke", on_click=lambda r=row.id: revoke(r)).props("flat color=negative dense")
+
+    async def revoke(token_id: uuid.UUID) -> None:
+        async with session_scope() as db:
+            await accounts.revoke_token(db, user, token_id)
+        ui.notify("Token revoked")
+        token_list.refresh()
+
+    async def create() -> None:
+        async with session_scope() as db:
+            issued = await accounts.create_token(db, user, name.value or "")
+        name.value = ""
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label("Your new API token").classes("text-lg font-semibold")
+            ui.label("Copy it now: it is shown only this once.").classes("text-sm text-gray-600")
+            ui.input(value=issued.token).props("readonly outlined").classes("w-[28rem] font-mono").mark("new-token")
+            with ui.row():
+                ui.button("Copy", on_click=lambda: ui.clipboard.write(issued.token)).props("outline")
+                ui.button("Done", on_click=dialog.close).props("color=primary")
+        dialog.open()
+        token_list.refresh()
+
+    with ui.card().classes("w-full gap-3"):
+        ui.label("API tokens").classes("text-lg font-semibold")
+        ui.label("Use a token as 'Authorization: Bearer <token>' to call the REST API.").classes(
+            "text-sm text-gray-600"
+        )
+        with ui.row().classes("items-center gap-2"):
+            name = ui.input("Token name", placeholder="e.g. laptop script").props("outlined dense").mark("token-name")
+            ui.button("Create token", on_click=create).props("color=primary unelevated").mark("create-token")
+        await token_list()
+
+
+@ui.page("/users/settings")
+async def settings_page(request: Request):
+    user = await page_user(request)
+    if user is None:
+        return RedirectResponse("/users/log-in?next=/users/settings", status_code=303)
+    settings = get_settings()
+    async with session_scope() as db:
+        current = await user_settings.view(db, user, settings)
+    with frame("Settings", user, csrf_token(request)):
+        ui.label("Settings").classes("text-2xl font-semibold")
+        with ui.card().classes("w-full gap-3"):
+            ui.label("Profile and defaults").classes("text-lg font-semibold")
+            ui.label(f"Signed in as {user.email}").classes("text-sm text-gray-600")
+            display = ui.input("Display name", value=current["display_name"]).props("outlined dense").mark(
+                "display-name"
+            )
+            engine = ui.select(ENGINES, value=current["default_engine"], label="Default engine").props("outlined dense")
+            model = ui.select(MODELS, value=current["default_model"], label="Default model").props("outlined dense")
+            quality = ui.select(QUALITIES, value=current["default_quality"], label="Download quality").props(
+                "outlined dense"
+            )
+            ui.button(
+                "Save",
+                on_click=lambda: _save(user, {"display_name": display.value, "default_engine": engine.value,
+                                              "default_model": model.value, "default_quality": quality.value}),
+            ).props("color=primary unelevated").mark("save-profile")
+
+        with ui.card().classes("w-full gap-3"):
+            ui.label("Password").classes("text-lg font-semibold")
+            cur = ui.input("Current password", password=True).props("outlined dense autocomplete=current-password")
+            new = ui.input("New password", password=True).props("outlined dense autocomplete=new-password")
+
+            async def change() -> None:
+                if await _save(user, {"current_password": cur.value, "new_password": new.value}) is not None:
+                    # The password change signed out every browser, this one too: sign in again.
+                    ui.navigate.to("/users/log-in?next=/users/settings")
+
+            ui.button("Change password", on_click=change).props("outline")
+
+        with ui.card().classes("w-full gap-3"):
+            ui.label("Spotify").classes("text-lg font-semibold")
+            if current["spotify_configured"]:
+                ui.label("Spotify API credentials are configured on this server.").classes("text-green-800")
+            else:
+                ui.label(
+                    "Spotify API credentials are not configured: set STEMFORGE_SPOTIFY_CLIENT_ID and "
+                    "STEMFORGE_SPOTIFY_CLIENT_SECRET (see the README)."
+                ).classes("text-amber-800")
+
+        await _tokens_section(user)
