@@ -155,3 +155,24 @@ def test_cli_users_and_tokens(server: Server) -> None:
     assert server.cli("tokens", "revoke", "--email", email, "--id", token_id).returncode == 0
     assert api.get("/api/tracks").status_code == 401
     assert server.cli("tokens", "create", "--email", "ghost@example.com").returncode == 1
+
+
+def test_server_uses_the_configured_database(server: Server, user, database_url: str) -> None:
+    """Guards the PostgreSQL run: the accounts really land in the database under test."""
+    import asyncio
+    import sqlite3
+
+    if database_url:
+        import asyncpg
+
+        async def count() -> int:
+            conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                return await conn.fetchval('SELECT count(*) FROM "user" WHERE email = $1', user.email)
+            finally:
+                await conn.close()
+
+        assert asyncio.run(count()) == 1
+    else:
+        with sqlite3.connect(server.data_dir / "stemforge.db") as conn:
+            assert conn.execute("SELECT count(*) FROM user WHERE email = ?", (user.email,)).fetchone()[0] == 1

@@ -18,8 +18,12 @@ from ui.theme import frame
 
 ENGINES = {"local": "Local (Demucs)", "lalalai": "lalal.ai cloud"}
 MODELS = ["htdemucs", "htdemucs_ft", "htdemucs_6s", "mdx_extra"]
-QUALITIES = {"lossless": "Lossless (FLAC)", "high": "High (320 kbps)", "medium": "Medium (192 kbps)",
-             "low": "Low (128 kbps)"}
+QUALITIES = {
+    "lossless": "Lossless (FLAC)",
+    "high": "High (320 kbps)",
+    "medium": "Medium (192 kbps)",
+    "low": "Low (128 kbps)",
+}
 
 
 async def _save(user: User, changes: dict) -> dict | None:
@@ -43,7 +47,9 @@ async def _tokens_section(user: User) -> None:
         if not rows:
             ui.label("No API tokens yet.").classes("text-gray-600")
         for row in rows:
-            with ui.row().classes("items-center justify-between w-full border-b py-1").mark("token-row"):
+            with (
+                ui.row().classes("items-center justify-between w-full border-b border-gray-200 py-1").mark("token-row")
+            ):
                 ui.label(row.name or "(unnamed)").classes("font-medium")
                 ui.label(f"{row.prefix}…").classes("font-mono text-sm text-gray-600")
                 ui.label(f"created {row.created_at:%Y-%m-%d %H:%M} UTC").classes("text-sm text-gray-600")
@@ -93,18 +99,38 @@ async def settings_page(request: Request):
         with ui.card().classes("w-full gap-3"):
             ui.label("Profile and defaults").classes("text-lg font-semibold")
             ui.label(f"Signed in as {user.email}").classes("text-sm text-gray-600")
-            display = ui.input("Display name", value=current["display_name"]).props("outlined dense").mark(
-                "display-name"
+            display = (
+                ui.input("Display name", value=current["display_name"])
+                .props("outlined dense")
+                .classes("w-72")
+                .mark("display-name")
             )
-            engine = ui.select(ENGINES, value=current["default_engine"], label="Default engine").props("outlined dense")
-            model = ui.select(MODELS, value=current["default_model"], label="Default model").props("outlined dense")
-            quality = ui.select(QUALITIES, value=current["default_quality"], label="Download quality").props(
-                "outlined dense"
+            engine = (
+                ui.select(ENGINES, value=current["default_engine"], label="Default engine")
+                .props("outlined dense")
+                .classes("w-72")
+            )
+            model = (
+                ui.select(MODELS, value=current["default_model"], label="Default model")
+                .props("outlined dense")
+                .classes("w-72")
+            )
+            quality = (
+                ui.select(QUALITIES, value=current["default_quality"], label="Download quality")
+                .props("outlined dense")
+                .classes("w-72")
             )
             ui.button(
                 "Save",
-                on_click=lambda: _save(user, {"display_name": display.value, "default_engine": engine.value,
-                                              "default_model": model.value, "default_quality": quality.value}),
+                on_click=lambda: _save(
+                    user,
+                    {
+                        "display_name": display.value,
+                        "default_engine": engine.value,
+                        "default_model": model.value,
+                        "default_quality": quality.value,
+                    },
+                ),
             ).props("color=primary unelevated").mark("save-profile")
 
         with ui.card().classes("w-full gap-3"):
