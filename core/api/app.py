@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from core import security
 from core.api.deps import SESSION_COOKIE, CurrentUser
 from core.api.errors import install_error_handlers
 from core.api.middleware import RateLimitHeaders, SessionMiddleware, UploadSizeLimit
 from core.api.routes import health, tracks, users
+from core.api.schemas import ErrorOut
 from core.errors import NotFound
 from core.lifecycle import startup
 from core.ratelimit import RateLimiter
@@ -47,6 +49,28 @@ def _api_not_found_router() -> APIRouter:
     return router
 
 
+def _openapi_with_envelope(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body; ours is the error envelope, so the schema says so."""
+
+    def build() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                response = operation.get("responses", {}).get("422")
+                if response:
+                    response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components.setdefault("ErrorOut", ErrorOut.model_json_schema())
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,13 +96,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.redis_url)
 
     install_error_handlers(app)
+    _openapi_with_envelope(app)
     for router in (health.router, users.router, tracks.router):
         app.include_router(router)
     app.include_router(_api_not_found_router())
 
     app.add_middleware(RateLimitHeaders)
     # Multipart overhead on top of the file itself stays well under 1 MB.
-    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024 + 1024 * 1024,
-                       prefixes=("/api/tracks/upload",))
+    app.add_middleware(
+        UploadSizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024 + 1024 * 1024, prefixes=("/api/tracks/upload",)
+    )
     app.add_middleware(SessionMiddleware, signer=signer, cookie_name=SESSION_COOKIE, secure=settings.cookie_secure)
     return app

@@ -47,14 +47,20 @@ router = APIRouter(prefix="/users", tags=["accounts"])
 M = TypeVar("M", bound=BaseModel)
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_either_body = {
-    "requestBody": {
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Credentials"}},
-            "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Credentials"}},
+
+
+def _either_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body that may come as JSON or as an HTML form."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": schema},
+                "application/x-www-form-urlencoded": {"schema": schema},
+            },
         }
     }
-}
 
 
 def _is_form(request: Request) -> bool:
@@ -113,7 +119,7 @@ def _session_json(request: Request, user: User, status_code: int = 200) -> Respo
     status_code=201,
     response_model=Envelope[SessionOut],
     responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}, 303: {"description": "Form: redirect"}},
-    openapi_extra=_either_body,
+    openapi_extra=_either_body(Credentials),
     dependencies=[Depends(login_limit)],
 )
 async def register(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
@@ -136,7 +142,7 @@ async def register(request: Request, session: SessionDep, settings: SettingsDep)
     "/log-in",
     response_model=Envelope[SessionOut],
     responses={401: {"model": ErrorOut}, 429: {"model": ErrorOut}, 303: {"description": "Form: redirect"}},
-    openapi_extra=_either_body,
+    openapi_extra=_either_body(Credentials),
     dependencies=[Depends(login_limit)],
 )
 async def log_in(request: Request, session: SessionDep) -> Response:
@@ -150,8 +156,9 @@ async def log_in(request: Request, session: SessionDep) -> Response:
             raise
         message = exc.message if isinstance(exc, StemForgeError) else "Please fill in e-mail and password"
         values = await request.form()
-        return _back("/users/log-in", error=message, email=str(values.get("email", "")),
-                     next=str(values.get("next", "")))
+        return _back(
+            "/users/log-in", error=message, email=str(values.get("email", "")), next=str(values.get("next", ""))
+        )
     if form:
         target = _safe_next(str((await request.form()).get("next", "")))
         return _signed_in(request, RedirectResponse(target, status_code=303), user)
@@ -169,11 +176,13 @@ async def log_out(request: Request) -> Response:
     return response
 
 
-@router.put("/settings", response_model=Envelope[SettingsOut],
-            responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-async def update_settings(
-    request: Request, user: BrowserUser, session: SessionDep, settings: SettingsDep
-) -> Response:
+@router.put(
+    "/settings",
+    response_model=Envelope[SettingsOut],
+    openapi_extra=_either_body(SettingsUpdate),
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def update_settings(request: Request, user: BrowserUser, session: SessionDep, settings: SettingsDep) -> Response:
     """Updates profile and defaults; with ``current_password`` + ``new_password`` also the password
     (which signs out every other browser)."""
     body = await _body(request, SettingsUpdate)
@@ -191,11 +200,14 @@ async def list_tokens(user: BrowserUser, session: SessionDep) -> Envelope[list[T
     return Envelope(data=[TokenOut.model_validate(r) for r in rows])
 
 
-@router.post("/tokens", status_code=201, response_model=Envelope[TokenCreated],
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-async def create_token(
-    request: Request, user: BrowserUser, session: SessionDep
-) -> Envelope[TokenCreated]:
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=Envelope[TokenCreated],
+    openapi_extra=_either_body(TokenCreate),
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
+async def create_token(request: Request, user: BrowserUser, session: SessionDep) -> Envelope[TokenCreated]:
     """Creates an API token. The response holds the token itself; it is never shown again."""
     body = await _body(request, TokenCreate) if await request.body() else TokenCreate()
     issued = await accounts.create_token(session, user, body.name)
@@ -209,4 +221,3 @@ async def revoke_token(token_id: str, user: BrowserUser, session: SessionDep) ->
         raise NotFound("token")
     await accounts.revoke_token(session, user, parsed)
     return Response(status_code=204)
-
