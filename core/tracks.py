@@ -6,6 +6,7 @@ like a track that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import shutil
 import tempfile
@@ -153,24 +154,34 @@ def import_upload(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-async def create_uploaded_track(
+async def add_uploaded_file(
     session: AsyncSession,
+    store: FileStore,
     user_id: uuid.UUID,
-    track_id: uuid.UUID,
+    src: BinaryIO,
+    filename: str,
     *,
-    title: str,
-    artist: str,
-    album: str,
-    rel_path: str,
-    info: audio_io.AudioInfo,
-    size: int,
+    max_bytes: int,
+    title: str = "",
+    artist: str = "",
+    album: str = "",
 ) -> Track:
+    """A new track whose audio is the uploaded file, ready for separation and analysis at once.
+
+    Artist and title default to what an "Artist - Title.ext" file name says.
+    """
+    guessed_artist, guessed_title = title_from_filename(filename)
+    title, artist = title.strip() or guessed_title, artist.strip() or guessed_artist
+    track_id = uuid.uuid4()
+    rel_path, info, size = await asyncio.to_thread(
+        import_upload, store, src, filename, max_bytes=max_bytes, track_id=track_id, title=title, artist=artist
+    )
     track = Track(
         id=track_id,
         user_id=user_id,
         title=title,
         artist=artist,
-        album=album,
+        album=album.strip(),
         duration=round(info.duration),
         audio_path=rel_path,
         audio_format=info.format,
@@ -179,7 +190,11 @@ async def create_uploaded_track(
         channels=info.channels,
     )
     session.add(track)
-    await session.commit()
+    try:
+        await session.commit()
+    except BaseException:
+        store.remove_tree(store.track_dir(track_id))
+        raise
     return track
 
 

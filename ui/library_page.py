@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
-import uuid
+import tempfile
+from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -29,21 +28,21 @@ def _duration(seconds: int | None) -> str:
 async def _store_upload(user: User, upload: events.UploadEventArguments) -> None:
     settings = get_settings()
     store = FileStore(settings.uploads_dir)
-    data = await upload.file.read()
-    artist, title = tracks.title_from_filename(upload.file.name)
-    track_id = uuid.uuid4()
-    try:
-        rel, info, size = await asyncio.to_thread(
-            tracks.import_upload, store, io.BytesIO(data), upload.file.name,
-            max_bytes=settings.max_upload_mb * 1024 * 1024, track_id=track_id, title=title, artist=artist,
-        )
-        async with session_scope() as db:
-            await tracks.create_uploaded_track(db, user.id, track_id, title=title, artist=artist, album="",
-                                               rel_path=rel, info=info, size=size)
-    except StemForgeError as exc:
-        ui.notify(f"{upload.file.name}: {exc.message}", type="negative")
-        return
-    ui.notify(f"Added {artist + ' - ' if artist else ''}{title}", type="positive")
+    store.ensure()
+    # NiceGUI spools big uploads to disk; import from there rather than holding the file in memory.
+    with tempfile.TemporaryDirectory(dir=store.root) as tmp:
+        spooled = Path(tmp) / "upload"
+        await upload.file.save(spooled)
+        try:
+            with spooled.open("rb") as fh:
+                async with session_scope() as db:
+                    track = await tracks.add_uploaded_file(
+                        db, store, user.id, fh, upload.file.name, max_bytes=settings.max_upload_mb * 1024 * 1024
+                    )
+        except StemForgeError as exc:
+            ui.notify(f"{upload.file.name}: {exc.message}", type="negative")
+            return
+    ui.notify(f"Added {track.artist + ' - ' if track.artist else ''}{track.title}", type="positive")
 
 
 @ui.page("/")
@@ -56,8 +55,7 @@ async def library_page(request: Request):
     @ui.refreshable
     async def track_table() -> None:
         async with session_scope() as db:
-            result = await tracks.list_tracks(db, user.id, page=state["page"], page_size=PAGE_SIZE,
-                                              search=state["q"])
+            result = await tracks.list_tracks(db, user.id, page=state["page"], page_size=PAGE_SIZE, search=state["q"])
         if not result.items:
             ui.label("No tracks yet: drop an audio file above." if not state["q"] else "No track matches.").classes(
                 "text-gray-600"
@@ -71,14 +69,25 @@ async def library_page(request: Request):
             {"name": "format", "label": "Format", "field": "format"},
         ]
         rows = [
-            {"id": str(t.id), "title": t.title, "artist": t.artist, "album": t.album,
-             "duration": _duration(t.duration), "format": (t.audio_format or "pending").upper()}
+            {
+                "id": str(t.id),
+                "title": t.title,
+                "artist": t.artist,
+                "album": t.album,
+                "duration": _duration(t.duration),
+                "format": (t.audio_format or "pending").upper(),
+            }
             for t in result.items
         ]
         ui.table(columns=columns, rows=rows, row_key="id").classes("w-full").mark("tracks")
         if result.total_pages > 1:
-            ui.pagination(1, result.total_pages, direction_links=True, value=state["page"],
-                          on_change=lambda e: (state.update(page=e.value), track_table.refresh()))
+            ui.pagination(
+                1,
+                result.total_pages,
+                direction_links=True,
+                value=state["page"],
+                on_change=lambda e: (state.update(page=e.value), track_table.refresh()),
+            )
         ui.label(f"{result.total_count} track(s)").classes("text-sm text-gray-600")
 
     async def on_upload(e: events.UploadEventArguments) -> None:
@@ -91,10 +100,13 @@ async def library_page(request: Request):
 
     with frame("Library", user, csrf_token(request)):
         ui.label("Your library").classes("text-2xl font-semibold")
-        ui.upload(label="Drop audio files here (WAV, FLAC, MP3, OGG, M4A)", multiple=True, auto_upload=True,
-                  max_file_size=get_settings().max_upload_mb * 1024 * 1024, on_upload=on_upload).props(
-            'accept="audio/*,.flac,.m4a"'
-        ).classes("w-full").mark("upload")
+        ui.upload(
+            label="Drop audio files here (WAV, FLAC, MP3, OGG, M4A)",
+            multiple=True,
+            auto_upload=True,
+            max_file_size=get_settings().max_upload_mb * 1024 * 1024,
+            on_upload=on_upload,
+        ).props('accept="audio/*,.flac,.m4a"').classes("w-full").mark("upload")
         ui.input("Search title or artist", on_change=on_search).props("outlined dense clearable debounce=300").classes(
             "w-full"
         ).mark("search")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from core import tracks
 from core.api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep, parse_uuid
@@ -37,8 +36,9 @@ async def list_tracks(
     result = await tracks.list_tracks(session, user.id, page=page, page_size=page_size, search=q)
     return TrackPage(
         data=[track_out(t) for t in result.items],
-        meta=PageMeta(page=result.page, page_size=result.page_size, total_count=result.total_count,
-                      total_pages=result.total_pages),
+        meta=PageMeta(
+            page=result.page, page_size=result.page_size, total_count=result.total_count, total_pages=result.total_pages
+        ),
     )
 
 
@@ -49,9 +49,7 @@ async def get_track(track_id: str, user: CurrentUser, session: SessionDep) -> En
 
 
 @router.patch("/{track_id}", response_model=Envelope[TrackOut], responses={**_errors, 422: {"model": ErrorOut}})
-async def update_track(
-    track_id: str, body: TrackPatch, user: CurrentUser, session: SessionDep
-) -> Envelope[TrackOut]:
+async def update_track(track_id: str, body: TrackPatch, user: CurrentUser, session: SessionDep) -> Envelope[TrackOut]:
     track = await tracks.update_track(session, user.id, _track_id(track_id), body.model_dump(exclude_unset=True))
     return Envelope(data=track_out(track))
 
@@ -70,7 +68,6 @@ async def delete_track(track_id: str, user: CurrentUser, session: SessionDep, st
     responses={**_errors, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 async def upload_track(
-    request: Request,
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
@@ -84,19 +81,15 @@ async def upload_track(
     max_bytes = settings.max_upload_mb * 1024 * 1024
     if file.size is not None and file.size > max_bytes:
         raise PayloadTooLarge(f"The file is larger than the {settings.max_upload_mb} MB limit")
-    guessed_artist, guessed_title = tracks.title_from_filename(file.filename or "")
-    title, artist = title.strip() or guessed_title, artist.strip() or guessed_artist
-    track_id = uuid.uuid4()
-    rel_path, info, size = await asyncio.to_thread(
-        tracks.import_upload, store, file.file, file.filename or "", max_bytes=max_bytes,
-        track_id=track_id, title=title, artist=artist,
+    track = await tracks.add_uploaded_file(
+        session,
+        store,
+        user.id,
+        file.file,
+        file.filename or "",
+        max_bytes=max_bytes,
+        title=title,
+        artist=artist,
+        album=album,
     )
-    try:
-        track = await tracks.create_uploaded_track(
-            session, user.id, track_id, title=title, artist=artist, album=album.strip(),
-            rel_path=rel_path, info=info, size=size,
-        )
-    except BaseException:
-        store.remove_tree(store.track_dir(track_id))
-        raise
     return Envelope(data=track_out(track))
