@@ -1,7 +1,8 @@
 """StemForge: composition root and command line.
 
     python main.py                      serve on the embedded defaults (same as `serve`)
-    python main.py serve [--host H] [--port P]
+    python main.py serve [--host H] [--port P]   also supervises one embedded worker process
+    python main.py worker [--workers N]         job workers alone (N processes, each restarted if it dies)
     python main.py users create --email E --password P
     python main.py tokens create --email E [--name N]   prints only the token
     python main.py tokens list --email E
@@ -16,6 +17,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings, get_settings
@@ -39,8 +41,29 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
     if port:
         settings.port = port
     app = build_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    embedded = None
+    if settings.embedded_worker:
+        import os
+
+        from workers.supervisor import Supervisor
+
+        # The worker reads the same STEMFORGE_* environment; it exits by itself if this process vanishes.
+        embedded = Supervisor([sys.executable, str(Path(__file__).resolve()), "worker", "--parent-pid",
+                               str(os.getpid())], name="embedded worker").start()
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                    proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def worker(settings: Settings, workers: int, parent_pid: int | None) -> int:
+    from workers.process import run_pool, run_worker
+
+    if workers > 1:
+        return run_pool(settings, workers)
+    return run_worker(settings, parent_pid)
 
 
 async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
@@ -103,6 +126,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
 
+    w = sub.add_parser("worker", help="run job workers without the web server")
+    w.add_argument("--workers", type=int, default=1, help="worker processes (each runs every job kind)")
+    w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users_cmd", required=True)
     uc = users.add_parser("create", help="create an account")
     uc.add_argument("--email", required=True)
@@ -128,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd in (None, "serve"):
         serve(settings, getattr(args, "host", None), getattr(args, "port", None))
         return 0
+    if args.cmd == "worker":
+        return worker(settings, max(1, args.workers), args.parent_pid)
     if args.cmd == "users":
         return asyncio.run(_with_db(settings, lambda s: _users_create(s, args, settings)))
     if args.cmd == "tokens":

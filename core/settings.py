@@ -49,6 +49,28 @@ class Settings(BaseSettings):
 
     lalalai_api_url: str = "https://www.lalal.ai"
 
+    # Jobs (core/jobs.py, workers/). Key prefix for everything kept in Redis (queues, event stream), so
+    # several installations (or test runs) can share one Redis server.
+    redis_prefix: str = "stemforge"
+    # Worker threads per job kind in each worker process, e.g. '{"download": 4, "processing": 1}'.
+    queue_concurrency: dict[str, int] = Field(default_factory=lambda: {"download": 2, "processing": 1,
+                                                                       "analysis": 1})
+    # `serve` supervises one embedded worker process; turn off when workers run on their own.
+    embedded_worker: bool = True
+    job_max_attempts: int = 3
+    # A transient fault waits base, 2*base, 4*base ... seconds before the next attempt.
+    job_retry_base_s: float = 2.0
+    # Workers stamp their running jobs this often; a job unstamped for `stale_after` has lost its worker.
+    worker_heartbeat_s: float = 5.0
+    worker_stale_after_s: float = 30.0
+    worker_recovery_interval_s: float = 10.0
+    # How often the web process looks for new events in the SQL event log (Redis pushes instead).
+    event_poll_interval_s: float = 0.02
+    # A /socket client that sends nothing (not even a heartbeat) for this long is disconnected.
+    socket_heartbeat_timeout_s: float = 60.0
+    # Network timeout of one download request (seconds).
+    download_socket_timeout_s: float = 20.0
+
     log_level: str = Field(default="info")
 
     @property

@@ -188,6 +188,10 @@ class EditOperation(SQLModel, table=True):
 class JobEvent(SQLModel, table=True):
     """The durable, ordered job-event log when no Redis is configured; ``seq`` is the order."""
 
+    # AUTOINCREMENT on SQLite: a seq is never reused after the newest rows are deleted (with a track), so a
+    # follower reading "seq > last seen" cannot miss new events.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     seq: int | None = Field(default=None, primary_key=True)
     job_id: uuid.UUID = _fk("job.id")
     user_id: uuid.UUID = _fk("user.id", index=False)

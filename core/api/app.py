@@ -14,12 +14,15 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from core import security
+from core.api import socket as job_socket
 from core.api.deps import SESSION_COOKIE, CurrentUser
 from core.api.errors import install_error_handlers
 from core.api.middleware import RateLimitHeaders, SessionMiddleware, UploadSizeLimit
-from core.api.routes import health, tracks, users
+from core.api.routes import download, health, jobs, tracks, users
 from core.api.schemas import ErrorOut
 from core.errors import NotFound
+from core.event_hub import EventHub
+from core.events import event_log_from_settings
 from core.lifecycle import startup
 from core.ratelimit import RateLimiter
 from core.settings import Settings
@@ -75,10 +78,14 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await startup(settings)
+        # One EventHub per web process follows the job-event log for /socket and the pages.
+        hub = app.state.hub = EventHub(app.state.events)
+        await hub.start()
         log.info("StemForge ready on %s (data dir %s)", settings.public_url, settings.data_dir.resolve())
         try:
             yield
         finally:
+            await hub.stop()
             await db.dispose_engine()
 
     app = FastAPI(
@@ -93,11 +100,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.signer = signer
     app.state.store = FileStore(settings.uploads_dir)
+    app.state.events = event_log_from_settings(settings)
     app.state.limiter = RateLimiter(settings.redis_url)
 
     install_error_handlers(app)
     _openapi_with_envelope(app)
     for router in (health.router, users.router, tracks.router):
+        app.include_router(router)
+    for router in (jobs.router, download.router, job_socket.router):
         app.include_router(router)
     app.include_router(_api_not_found_router())
 

@@ -121,3 +121,54 @@ class SettingsUpdate(BaseModel):
     default_quality: Literal["lossless", "high", "medium", "low"] | None = None
     current_password: str | None = Field(default=None, max_length=1024)
     new_password: str | None = Field(default=None, max_length=1024)
+
+
+# --- jobs (core/jobs.py) ---------------------------------------------------------------------------
+
+JobKind = Literal["download", "processing", "analysis"]
+JobStatus = Literal["queued", "downloading", "processing", "completed", "failed", "cancelled"]
+Quality = Literal["lossless", "high", "medium", "low"]
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: JobKind
+    status: JobStatus
+    progress: int = Field(description="0-100; never goes down within one attempt")
+    message: str = Field(description="What the job is doing, in words")
+    error: str | None = Field(default=None, description="Why it failed, in words a person can act on")
+    track_id: uuid.UUID | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+
+
+class JobPage(BaseModel):
+    data: list[JobOut]
+    meta: PageMeta
+
+
+class DownloadRequest(BaseModel):
+    url: str = Field(min_length=1, max_length=2000, description="A link yt-dlp understands, e.g. an audio file")
+    quality: Quality = "high"
+
+
+class JobQueued(BaseModel):
+    job_id: uuid.UUID
+    track_id: uuid.UUID | None = None
+    status: Literal["queued"] = "queued"
+
+
+class DownloadJobOut(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    progress: int
+    output_path: str | None = Field(default=None, description="/files/... URL once completed")
+    file_size: int | None = None
+    error: str | None = None

@@ -1,0 +1,3 @@
+"""Task bodies, one module per job kind; importing this package registers them all."""
+
+from workers.handlers import download  # noqa: F401
