@@ -175,3 +175,29 @@ def hidden_csrf(html: str) -> str:
     match = re.search(r'_csrf_token[^>]*?value[\\"=:\s]+([A-Za-z0-9_\-]{20,})', html)
     assert match, "no CSRF field in page"
     return match.group(1)
+
+
+# --- jobs: a plain audio file server and a server tuned for job tests (tests/test_jobs*.py, test_socket*) ---
+
+
+@pytest.fixture(scope="session")
+def audio_server() -> Iterator[object]:
+    """WAV files over plain HTTP for yt-dlp: normal, slow, flaky (503 first), 404, HTML, garbage."""
+    from tests.fakes.audio_server import AudioServer
+
+    fake = AudioServer(seconds=2.0).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def jobs_server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Server]:
+    """The app with its embedded worker: one download at a time (so a second job stays queued) and a
+    short retry backoff."""
+    srv = start_server(
+        tmp_path_factory.mktemp("jobs"), database_url,
+        rate_limit_api="100000/minute", rate_limit_heavy="100000/minute", rate_limit_login="100000/minute",
+        queue_concurrency='{"download": 1}', job_retry_base_s="0.3",
+    )
+    yield srv
+    stop_server(srv)

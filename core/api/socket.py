@@ -161,19 +161,17 @@ class Connection:
             sub.close()
             await self.reply(join_ref, ref, topic, "error", {"reason": "not_found"})
             return
-        history = await self.hub.history(job_id, since or 0)
+        history = await self.hub.history(job_id)
         state = JobOut.model_validate(job).model_dump(mode="json")
-        state["seq"] = history[-1].seq if history else (since or 0)
+        state["seq"] = last = history[-1].seq if history else 0
         await self.reply(join_ref, ref, topic, "ok", {"job": state})
-        if since is None:
+        if since is not None:
+            replay = [e for e in history if e.seq > since]
+        else:
             # Late join: a finished job's last event, right after the reply; a running job: live from here.
-            history = history[-1:] if job.status in jobs.FINISHED and history else []
-        last = 0
-        for event in history:
+            replay = history[-1:] if job.status in jobs.FINISHED else []
+        for event in replay:
             await self.push(join_ref, topic, event)
-            last = event.seq
-        if not history:
-            last = state["seq"]
         task = asyncio.create_task(self.forward(join_ref, topic, sub, last))
         self.channels[topic] = (join_ref, sub, task)
 
