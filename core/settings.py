@@ -12,6 +12,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,23 @@ class Settings(BaseSettings):
     spotify_client_secret: str = ""
     spotify_api_url: str = "https://api.spotify.com/v1/"
     spotify_accounts_url: str = "https://accounts.spotify.com"
+    # Seconds to wait for one Spotify answer, and the most seconds one fetch may spend waiting out
+    # rate limits (Retry-After) and 5xx retries before it reports the error instead.
+    spotify_timeout_s: float = 10.0
+    spotify_max_retry_wait_s: float = 30.0
+
+    # Where a Spotify track's audio is looked for: "ytdlp" (yt-dlp's own search, `ytdlp_search` picks the
+    # site: ytsearch = YouTube, scsearch = SoundCloud) or "invidious" (the search API of an Invidious
+    # instance at `invidious_url`).
+    search_backend: Literal["ytdlp", "invidious"] = "ytdlp"
+    search_results: int = 5
+    ytdlp_search: str = "ytsearch"
+    invidious_url: str = ""
+    # How an Invidious result becomes a URL yt-dlp downloads: {id} is the video id, {instance} the
+    # instance URL. "{instance}/latest_version?id={id}&itag=140&local=true" streams through the instance.
+    invidious_source_url: str = "https://www.youtube.com/watch?v={id}"
+    # Candidates scoring below this (0..1) are not used; the user can give a source URL instead.
+    match_min_score: float = 0.5
 
     lalalai_api_url: str = "https://www.lalal.ai"
 

@@ -22,6 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.invidious import FakeInvidious
+from tests.fakes.spotify import FakeSpotify
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a good long passphrase"
 
@@ -110,12 +113,37 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Server]:
+def spotify_fake() -> Iterator[FakeSpotify]:
+    """Spotify's accounts service and Web API on loopback (tests/fakes/spotify.py)."""
+    fake = FakeSpotify().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def invidious_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeInvidious]:
+    """An Invidious search API whose results stream a short m4a (tests/fakes/invidious.py)."""
+    from tests.audio import write_audio
+
+    audio = write_audio(tmp_path_factory.mktemp("invidious") / "stream.m4a", seconds=3.0).read_bytes()
+    fake = FakeInvidious(audio).start()
+    yield fake
+    fake.stop()
+
+
+def fake_services(spotify: FakeSpotify, invidious: FakeInvidious) -> dict[str, str]:
+    """Settings that point a server at the fakes; quick Spotify timeouts keep error tests short."""
+    return {**spotify.settings(), **invidious.settings(), "spotify_timeout_s": "2", "spotify_max_retry_wait_s": "3"}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, database_url: str, spotify_fake: FakeSpotify,
+           invidious_fake: FakeInvidious) -> Iterator[Server]:
     """The app with generous rate limits, so tests are not throttled by each other."""
     srv = start_server(
         tmp_path_factory.mktemp("data"), database_url,
         rate_limit_api="100000/minute", rate_limit_heavy="100000/minute", rate_limit_login="100000/minute",
-        max_upload_mb="3",
+        max_upload_mb="3", **fake_services(spotify_fake, invidious_fake),
     )
     yield srv
     stop_server(srv)

@@ -1,0 +1,85 @@
+"""Spotify tracks in a user's library: one row per user and Spotify id, refreshed on every fetch.
+
+``import_url`` is the whole "paste a Spotify link" use case (parse, fetch every page, store);
+``save_tracks`` is the upsert the download task reuses for a single track.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.spotify.client import SpotifyCatalog
+from core.spotify.metadata import SpotifyTrack
+from core.spotify.urls import parse_spotify_url
+from data.models import Track, utcnow
+
+# Bound the SQL IN (...) list; PostgreSQL and SQLite both take far more, but big playlists exist.
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Imported:
+    kind: str  # track | album | playlist
+    name: str
+    tracks: list[Track]
+
+
+def _apply(row: Track, meta: SpotifyTrack) -> None:
+    row.title = meta.title[:500]
+    row.artist = meta.artist[:500]
+    row.album = meta.album[:500]
+    row.album_art_url = meta.album_art_url
+    row.duration = meta.duration
+    row.spotify_url = meta.spotify_url
+
+
+async def _existing(session: AsyncSession, user_id: uuid.UUID, ids: list[str]) -> dict[str, Track]:
+    found: dict[str, Track] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start:start + _LOOKUP_CHUNK]
+        rows = await session.exec(select(Track).where(Track.user_id == user_id, col(Track.spotify_id).in_(chunk)))
+        found.update({row.spotify_id: row for row in rows.all() if row.spotify_id})
+    return found
+
+
+async def save_tracks(session: AsyncSession, user_id: uuid.UUID, tracks: list[SpotifyTrack]) -> list[Track]:
+    """Insert new tracks and refresh the metadata of known ones; rows come back in the given order.
+
+    A track listed twice (playlists allow that) is stored once. Two requests racing to insert the
+    same track meet the unique (user_id, spotify_id) constraint; the loser retries as an update.
+    """
+    unique = list({t.spotify_id: t for t in tracks}.values())
+    for attempt in range(2):
+        existing = await _existing(session, user_id, [t.spotify_id for t in unique])
+        rows: list[Track] = []
+        now = utcnow()
+        for meta in unique:
+            row = existing.get(meta.spotify_id)
+            if row is None:
+                row = Track(user_id=user_id, spotify_id=meta.spotify_id)
+            _apply(row, meta)
+            row.updated_at = now
+            session.add(row)
+            rows.append(row)
+        try:
+            await session.commit()
+            return rows
+        except IntegrityError:
+            await session.rollback()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalog: SpotifyCatalog) -> Imported:
+    """Fetch what a Spotify link points at (all pages) and store its tracks in the user's library."""
+    ref = parse_spotify_url(url)
+    collection = await asyncio.to_thread(catalog.fetch, ref)
+    rows = await save_tracks(session, user_id, collection.tracks)
+    return Imported(collection.kind, collection.name, rows)
