@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 TEST_STAMP := $(VENV)/.test-installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test install install-test services browser lint bench clean
+.PHONY: run test install install-test services browser js-deps lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ services:
 browser:
 	@bash tests/scripts/browser.sh
 
-test: install-test services browser
+# The official phoenix JS client for the /socket compatibility test (tests/js, node_modules git-ignored).
+js-deps:
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+
+test: install-test services browser js-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 	STEMFORGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -m postgres
