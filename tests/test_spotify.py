@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from core.progress import BadInput, TransientError
 from core.spotify import SpotifyCatalog, SpotifyError, parse_spotify_url, pick_image
 from core.spotify.errors import InvalidSpotifyUrl
 from core.spotify.metadata import playlist_entry_track, playlist_page, track_from_api
@@ -129,7 +130,15 @@ def test_refused_credentials(own_fake: FakeSpotify) -> None:
     with pytest.raises(SpotifyError) as caught:
         catalog_for(own_fake, secret="wrong").track(own_fake.add_track("Any", "One"))
     assert "client credentials" in caught.value.message and "invalid_client" in caught.value.message
-    assert not caught.value.transient
+    assert isinstance(caught.value.as_job_error(), BadInput)  # a download job fails at once
+
+
+def test_spotify_outage_is_transient_for_jobs(own_fake: FakeSpotify) -> None:
+    track = own_fake.add_track("Down", "For Now")
+    own_fake.inject(f"/v1/tracks/{track}", 502, times=10)
+    with pytest.raises(SpotifyError) as caught:
+        catalog_for(own_fake).track(track)
+    assert isinstance(caught.value.as_job_error(), TransientError)  # a download job retries later
 
 
 def test_album_pages_keep_order(own_fake: FakeSpotify) -> None:

@@ -7,6 +7,7 @@ timeout) or not (unknown id, refused credentials), matching the ``core.progress`
 from __future__ import annotations
 
 from core.errors import StemForgeError, Unauthorized
+from core.progress import BadInput, TransientError
 
 
 class InvalidSpotifyUrl(StemForgeError):
@@ -35,3 +36,7 @@ class SpotifyError(StemForgeError):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+
+    def as_job_error(self) -> BadInput | TransientError:
+        """The same fault in the job contract: retry later (transient) or fail now with this message."""
+        return TransientError(self.message) if self.transient else BadInput(self.message)
