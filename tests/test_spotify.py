@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -188,6 +189,15 @@ def test_every_link_form_finds_the_same_row_and_refetch_refreshes(server: Server
     library = user.api.get("/api/tracks").json()
     assert library["meta"]["total_count"] == 1
     assert library["data"][0]["title"] == "New Title"
+
+
+def test_concurrent_fetches_store_one_row(server: Server, spotify_fake: FakeSpotify, user) -> None:
+    album = spotify_fake.add_album("Raced", "Band", tracks=30)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: fetch(user.api, f"spotify:album:{album}"), range(6)))
+    assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers if r.status_code != 200]
+    assert len({tuple(t["id"] for t in r.json()["data"]["tracks"]) for r in answers}) == 1
+    assert user.api.get("/api/tracks").json()["meta"]["total_count"] == 30
 
 
 def test_users_get_their_own_rows(server: Server, spotify_fake: FakeSpotify, make_user) -> None:

@@ -21,6 +21,9 @@ from data.models import Track, utcnow
 
 # Bound the SQL IN (...) list; PostgreSQL and SQLite both take far more, but big playlists exist.
 _LOOKUP_CHUNK = 500
+# Each lost insert race is retried as an update; overlapping imports (an album and a playlist
+# sharing tracks) can lose more than once.
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ async def save_tracks(session: AsyncSession, user_id: uuid.UUID, tracks: list[Sp
     same track meet the unique (user_id, spotify_id) constraint; the loser retries as an update.
     """
     unique = list({t.spotify_id: t for t in tracks}.values())
-    for attempt in range(2):
+    for attempt in range(_ATTEMPTS):
         existing = await _existing(session, user_id, [t.spotify_id for t in unique])
         rows: list[Track] = []
         now = utcnow()
@@ -72,7 +75,7 @@ async def save_tracks(session: AsyncSession, user_id: uuid.UUID, tracks: list[Sp
             return rows
         except IntegrityError:
             await session.rollback()
-            if attempt:
+            if attempt + 1 == _ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
