@@ -60,13 +60,31 @@ class PhxClient:
         return join_ref, self.reply_to(join_ref)
 
     def events(self, until: str | tuple[str, ...] = ("job:completed", "job:failed"),
-               timeout: float = 30.0) -> list[Frame]:
-        """Every pushed frame up to and including the first whose event is in ``until``."""
+               timeout: float = 30.0, heartbeat_s: float | None = None) -> list[Frame]:
+        """Every pushed frame up to and including the first whose event is in ``until``.
+
+        With ``heartbeat_s``, sends a heartbeat every ``heartbeat_s`` seconds, as real clients do (the
+        replies are not returned)."""
         until = (until,) if isinstance(until, str) else until
         got: list[Frame] = []
         deadline = time.monotonic() + timeout
+        beat_at = time.monotonic() + (heartbeat_s or timeout)
         while True:
-            frame = self.inbox.pop(0) if self.inbox else self.recv(max(0.05, deadline - time.monotonic()))
+            if heartbeat_s and time.monotonic() >= beat_at:
+                self.send(None, "phoenix", "heartbeat")
+                beat_at = time.monotonic() + heartbeat_s
+            if self.inbox:
+                frame = self.inbox.pop(0)
+            else:
+                wait = max(0.05, deadline - time.monotonic())
+                try:
+                    frame = self.recv(min(wait, max(0.05, beat_at - time.monotonic())))
+                except TimeoutError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    continue
+            if frame[2] == "phoenix" and frame[3] == "phx_reply":
+                continue
             got.append(frame)
             if frame[3] in until:
                 return got

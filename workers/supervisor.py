@@ -18,7 +18,7 @@ log = logging.getLogger("stemforge.supervisor")
 
 class Supervisor:
     def __init__(self, argv: Sequence[str], *, name: str = "worker", env: dict[str, str] | None = None,
-                 min_restart_s: float = 0.5, max_restart_s: float = 30.0, healthy_after_s: float = 10.0) -> None:
+                 min_restart_s: float = 0.5, max_restart_s: float = 5.0, healthy_after_s: float = 10.0) -> None:
         self.argv = list(argv)
         self.name = name
         self.env = env

@@ -208,6 +208,6 @@ async def socket_endpoint(ws: WebSocket) -> None:
     try:
         await conn.run()
     finally:
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             if ws.application_state == WebSocketState.CONNECTED:
                 await ws.close()
