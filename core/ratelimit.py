@@ -34,7 +34,8 @@ class LimitState:
 class RateLimiter:
     def __init__(self, redis_url: str = "", namespace: str = "stemforge") -> None:
         uri = "async+" + redis_url if redis_url else "async+memory://"
-        options = {"key_prefix": f"{namespace}-rl"} if redis_url else {}
+        # redis-py (already a dependency) rather than limits' default async client, coredis, not installed.
+        options = {"key_prefix": f"{namespace}-rl", "implementation": "redispy"} if redis_url else {}
         self.storage = storage_from_string(uri, **options)
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
 
