@@ -7,6 +7,7 @@
     python main.py tokens create --email E [--name N]   prints only the token
     python main.py tokens list --email E
     python main.py tokens revoke --email E --id TOKEN_ID
+    python main.py analyze FILE [--features tempo key ...] [--indent N]   the analysis as JSON on stdout
 """
 
 from __future__ import annotations
@@ -119,6 +120,24 @@ async def _tokens(session: Any, args: argparse.Namespace, settings: Settings) ->
     return 0
 
 
+def analyze_file(path: str, features: list[str] | None, indent: int | None) -> int:
+    """``analyze FILE``: the analysis result as JSON on stdout; a fault as one line on stderr."""
+    import json
+
+    from core.analysis import analyze
+    from core.errors import StemForgeError
+    from core.progress import BadInput
+
+    try:
+        result = analyze(path, features)
+    except StemForgeError as exc:
+        return _fail(exc.message)
+    except BadInput as exc:
+        return _fail(str(exc))
+    print(json.dumps(result, indent=indent))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stemforge", description="StemForge server and tools")
     sub = p.add_subparsers(dest="cmd")
@@ -144,6 +163,12 @@ def parser() -> argparse.ArgumentParser:
     tr = tokens.add_parser("revoke", help="revoke a token")
     tr.add_argument("--email", required=True)
     tr.add_argument("--id", required=True, help="token id, as shown by `tokens list`")
+
+    an = sub.add_parser("analyze", help="analyse an audio file and print the result as JSON")
+    an.add_argument("file")
+    an.add_argument("--features", nargs="+", metavar="FEATURE",
+                    help="tempo, key, energy, spectral, mfcc, chroma or all (default: all)")
+    an.add_argument("--indent", type=int, help="pretty-print the JSON with this indent")
     return p
 
 
@@ -161,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_with_db(settings, lambda s: _users_create(s, args, settings)))
     if args.cmd == "tokens":
         return asyncio.run(_with_db(settings, lambda s: _tokens(s, args, settings)))
+    if args.cmd == "analyze":
+        return analyze_file(args.file, args.features, args.indent)
     return 2
 
 

@@ -1,0 +1,42 @@
+"""Audio analysis: tempo and beats, key, energy, spectral shape, MFCC and chroma, in one pass.
+
+    from core.analysis import analyze
+    result = analyze(path, ["tempo", "key"], progress)     # features default to all
+
+``analyze`` decodes once, computes the STFT once and derives every requested feature from it
+(see service.py); tempo.py, key.py and energy.py hold the methods and say why they are built the
+way they are. The result is a JSON-ready dict:
+
+* always: ``features_analyzed``, ``duration`` (s), ``sample_rate`` (of the analysis), ``notes``
+  (sentences for a person: silence, too short for a tempo, no tonal centre, ...);
+* tempo: ``tempo`` (BPM or None), ``tempo_confidence`` (0..1), ``beats`` (seconds);
+* key: ``key`` ("A minor", "F# major" or None), ``key_confidence`` (0..1), ``key_candidates``
+  (the three best keys with their correlation);
+* energy: ``energy`` (0..1, independent of gain), ``zero_crossing_rate`` (mean, per sample);
+* spectral: ``spectral_centroid``, ``spectral_rolloff``, ``spectral_bandwidth`` (mean, Hz) and
+  ``spectral_contrast`` (mean dB per octave band: 0-200, 200-400, 400-800, 800-1600, 1600-3200,
+  3200-6400 Hz and 6400 Hz-Nyquist);
+* mfcc / chroma: ``features.mfcc`` (13 x frames), ``features.chroma`` (12 x frames, C first),
+  averaged down to ``frame_rate`` (at most 2) frames a second.
+
+Faults follow core/progress.py: ``BadInput`` for a file that cannot be decoded or is too short,
+``core.errors.InvalidInput`` (422) for unknown feature names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.analysis.features import ALL, ALLOWED, FEATURES, parse_features
+from core.progress import ProgressFn, no_progress
+
+__all__ = ["ALL", "ALLOWED", "FEATURES", "analyze", "parse_features"]
+
+
+def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_progress) -> dict[str, Any]:
+    """See core.analysis.service.analyze. Imported on call: numpy and librosa take a second to import,
+    which the web process (which only validates feature names) should not pay."""
+    from core.analysis.service import analyze as run
+
+    return run(path, features, progress)

@@ -1,0 +1,210 @@
+"""The analysis service: one decode, one STFT, every requested feature derived from them.
+
+``analyze(path, features, progress)`` decodes the file once to mono at ``SAMPLE_RATE``, computes
+the magnitude STFT once, and derives everything from those two: the mel spectrogram (MFCC and
+the onset envelope, from which tempo, beats and energy follow), RMS and the spectral shape
+(centroid, roll-off, bandwidth, contrast) straight from the STFT. The one other transform is a
+constant-Q transform for chroma and key (pitch needs a log-frequency axis the 2048-point STFT
+cannot resolve in the bass); its tuning offset is estimated from the STFT. Each intermediate is
+computed lazily, only when a requested feature needs it, and at most once.
+
+Frame-wise arrays (MFCC, chroma) are averaged over blocks of frames down to at most
+``MAX_FRAME_RATE`` frames a second, so a 10-minute track's result stays a few hundred KB; the
+rate is reported as ``frame_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+
+from core.analysis import energy as energy_mod
+from core.analysis import key as key_mod
+from core.analysis import tempo as tempo_mod
+from core.analysis.decode import load_mono
+from core.analysis.features import FRAME_FEATURES, parse_features
+from core.progress import BadInput, ProgressFn, no_progress
+
+SAMPLE_RATE = 22050
+N_FFT = 2048
+HOP_LENGTH = 512
+FPS = SAMPLE_RATE / HOP_LENGTH
+N_MELS = 128
+N_MFCC = 13
+# Constant-Q for chroma and key: C1 (32.7 Hz) upwards, 7 octaves, 3 bins per semitone.
+CQT_FMIN = float(librosa.note_to_hz("C1"))
+CQT_BINS_PER_OCTAVE = 36
+CQT_OCTAVES = 7
+MAX_FRAME_RATE = 2.0
+MAX_SECONDS = 20 * 60.0  # longer files are analysed over their first 20 minutes
+MIN_SECONDS = 1.0  # shorter clips are refused: no feature means anything over a few frames
+MIN_TEMPO_SECONDS = 3.0  # a tempo needs several beats
+SILENCE_PEAK = 1e-4  # -80 dBFS: below this everywhere, the file is treated as silent
+
+
+class _Signal:
+    """The decoded signal and the transforms derived from it, each computed on first use."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.y = y
+
+    @cached_property
+    def magnitude(self) -> np.ndarray:
+        return np.abs(librosa.stft(self.y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+
+    @cached_property
+    def mel_power(self) -> np.ndarray:
+        return librosa.feature.melspectrogram(S=self.magnitude**2, sr=SAMPLE_RATE, n_mels=N_MELS)
+
+    @cached_property
+    def onset_env(self) -> np.ndarray:
+        return tempo_mod.onset_envelope(self.mel_power, SAMPLE_RATE, HOP_LENGTH)
+
+    @cached_property
+    def rms(self) -> np.ndarray:
+        return librosa.feature.rms(S=self.magnitude, frame_length=N_FFT)[0]
+
+    @cached_property
+    def tuning(self) -> float:
+        """Deviation from A440 in semitones (-0.5..0.5), so the CQT bins sit on the track's own pitches."""
+        tuning = librosa.estimate_tuning(S=self.magnitude, sr=SAMPLE_RATE, n_fft=N_FFT, bins_per_octave=12)
+        return float(tuning) if np.isfinite(tuning) else 0.0
+
+    @cached_property
+    def cqt(self) -> np.ndarray:
+        return np.abs(librosa.cqt(self.y, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=CQT_FMIN,
+                                  n_bins=CQT_OCTAVES * CQT_BINS_PER_OCTAVE, bins_per_octave=CQT_BINS_PER_OCTAVE,
+                                  tuning=self.tuning * CQT_BINS_PER_OCTAVE / 12))
+
+
+def _pool(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Average (rows, n) over consecutive blocks of ``factor`` columns (the last block may be shorter)."""
+    if factor <= 1:
+        return frames
+    n = frames.shape[1]
+    starts = np.arange(0, n, factor)
+    sums = np.add.reduceat(frames, starts, axis=1)
+    counts = np.diff(np.append(starts, n))
+    return sums / counts
+
+
+def _rows(frames: np.ndarray, decimals: int) -> list[list[float]]:
+    return np.round(frames.astype(np.float64), decimals).tolist()
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if values.size else 0.0
+
+
+def _pool_factor() -> int:
+    return math.ceil(FPS / MAX_FRAME_RATE)
+
+
+def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_progress) -> dict[str, Any]:
+    """Analyse one audio file; returns a JSON-ready dict (the fields are listed in core/analysis/__init__.py).
+
+    Raises ``core.errors.InvalidInput`` for unknown feature names and ``core.progress.BadInput`` for
+    a file that cannot be decoded or is too short; a silent file gives a result whose notes say so.
+    """
+    wanted = parse_features(features)
+    progress(0, "decoding audio")
+    y = load_mono(Path(path), SAMPLE_RATE, MAX_SECONDS)
+    duration = len(y) / SAMPLE_RATE
+    if duration < MIN_SECONDS:
+        raise BadInput(f"The audio is only {duration:.2f} s long; analysis needs at least {MIN_SECONDS:g} s")
+    run = _Run(_Signal(y), duration)
+    run.result["features_analyzed"] = list(wanted)
+    progress(10, "computing the spectrogram")
+    _ = run.sig.magnitude
+    for i, feature in enumerate(wanted):
+        progress(20 + 75 * i / len(wanted), f"measuring {feature}")
+        getattr(run, feature)()
+    if any(f in FRAME_FEATURES for f in wanted):
+        run.result["frame_rate"] = round(FPS / _pool_factor(), 4)
+    run.result["notes"] = run.notes
+    progress(100, "analysis complete")
+    return run.result
+
+
+class _Run:
+    """One analysis: the signal, the result being filled and the notes for the reader, one method per feature."""
+
+    def __init__(self, sig: _Signal, duration: float) -> None:
+        self.sig = sig
+        self.duration = duration
+        self.silent = float(np.max(np.abs(sig.y))) < SILENCE_PEAK
+        self.result: dict[str, Any] = {"duration": round(duration, 3), "sample_rate": SAMPLE_RATE}
+        self.notes: list[str] = []
+        if self.silent:
+            self.notes.append("The audio is silent: there is no tempo, key or spectral shape to measure")
+        if duration >= MAX_SECONDS - 1.0 / SAMPLE_RATE:
+            self.notes.append(f"Only the first {MAX_SECONDS / 60:g} minutes were analysed")
+
+    def _frames(self, name: str, frames: np.ndarray, decimals: int) -> None:
+        self.result.setdefault("features", {})[name] = _rows(_pool(frames, _pool_factor()), decimals)
+
+    def tempo(self) -> None:
+        self.result.update(tempo=None, tempo_confidence=0.0, beats=[])
+        if self.silent:
+            return
+        if self.duration < MIN_TEMPO_SECONDS:
+            self.notes.append(f"Too short to measure a tempo (needs at least {MIN_TEMPO_SECONDS:g} s)")
+            return
+        estimate = tempo_mod.estimate_tempo(self.sig.onset_env, FPS)
+        self.result["tempo_confidence"] = round(estimate.confidence, 4)
+        if estimate.bpm is None:
+            self.notes.append("No steady beat found: tempo not determined")
+            return
+        self.result["tempo"] = round(estimate.bpm, 2)
+        beats = tempo_mod.beat_times(self.sig.onset_env, SAMPLE_RATE, HOP_LENGTH, estimate.bpm)
+        self.result["beats"] = np.round(beats, 3).tolist()
+
+    def key(self) -> None:
+        self.result.update(key=None, key_confidence=None, key_candidates=[])
+        if self.silent:
+            return
+        profile = key_mod.pitch_class_profile(self.sig.cqt, CQT_BINS_PER_OCTAVE, CQT_FMIN)
+        estimate = key_mod.estimate_key(profile)
+        self.result["key_candidates"] = [{"key": k, "score": s} for k, s in estimate.candidates]
+        if estimate.key is None:
+            self.notes.append("No clear tonal centre: key not determined")
+            return
+        self.result["key"] = estimate.key
+        self.result["key_confidence"] = round(estimate.confidence, 4)
+
+    def energy(self) -> None:
+        if self.silent:
+            self.result.update(energy=0.0, zero_crossing_rate=0.0)
+            return
+        zcr = librosa.feature.zero_crossing_rate(self.sig.y, frame_length=N_FFT, hop_length=HOP_LENGTH)[0]
+        self.result["energy"] = round(energy_mod.energy(self.sig.rms, self.sig.onset_env), 4)
+        self.result["zero_crossing_rate"] = round(_mean(zcr), 5)
+
+    def spectral(self) -> None:
+        if self.silent:
+            self.result.update(spectral_centroid=None, spectral_rolloff=None, spectral_bandwidth=None,
+                               spectral_contrast=None)
+            return
+        kw = {"S": self.sig.magnitude, "sr": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH}
+        centroid = librosa.feature.spectral_centroid(**kw)
+        self.result["spectral_centroid"] = round(_mean(centroid[0]), 2)
+        self.result["spectral_rolloff"] = round(_mean(librosa.feature.spectral_rolloff(**kw)[0]), 2)
+        bandwidth = librosa.feature.spectral_bandwidth(**kw, centroid=centroid)  # reuses the centroid
+        self.result["spectral_bandwidth"] = round(_mean(bandwidth[0]), 2)
+        self.result["spectral_contrast"] = np.round(librosa.feature.spectral_contrast(**kw).mean(axis=1), 3).tolist()
+
+    def mfcc(self) -> None:
+        self._frames("mfcc", librosa.feature.mfcc(S=librosa.power_to_db(self.sig.mel_power), n_mfcc=N_MFCC), 2)
+
+    def chroma(self) -> None:
+        if self.silent:  # the CQT of silence is all zeros: skip computing it
+            self._frames("chroma", np.zeros((12, 1 + len(self.sig.y) // HOP_LENGTH)), 3)
+            return
+        chroma = librosa.feature.chroma_cqt(C=self.sig.cqt, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=CQT_FMIN,
+                                            bins_per_octave=CQT_BINS_PER_OCTAVE, n_octaves=CQT_OCTAVES)
+        self._frames("chroma", chroma, 3)

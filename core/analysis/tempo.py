@@ -1,0 +1,86 @@
+"""Tempo and beats from an onset-strength envelope.
+
+Why not ``librosa.feature.tempo`` as is: its onset envelope is the spectral flux of a dB
+spectrogram, in which a soft hi-hat makes as big a jump in the (otherwise silent) top bands as
+a kick does at the bottom, so eighth-note hats read as the beat; and its estimate is the single
+strongest autocorrelation lag under a prior centred on 120 BPM, which halves fast tracks and
+doubles slow ones. What we do instead:
+
+1. Onset strength (``onset_envelope``) is the spectral flux of a *compressed* mel spectrogram,
+   ``log(1 + 1000 * mel / max(mel))``: a loudness-weighted flux with a 30 dB floor under the
+   loudest frame (as in Böck's SuperFlux), so strong events (kick, snare, bass, chord changes)
+   outweigh quiet ones, and the envelope does not change with the gain of the recording.
+2. The tempo (``estimate_tempo``) is the period whose first ``HARMONICS`` multiples together
+   collect the most autocorrelation of that envelope (a harmonic sum over a fine grid from
+   ``MIN_BPM`` to ``MAX_BPM``). The autocorrelation is the mean of local ones over ~12 s windows
+   (a tempogram), so it decays with lag the same way for a clip and for a whole song. A period
+   half the true beat loses on the odd terms (the off-beats are weak); a period twice the beat
+   reaches further into the decaying autocorrelation and loses too. Summing several multiples
+   also measures the period to a fraction of a frame, which one lag cannot at 43 frames a
+   second (one frame is 2.5 % at 180 BPM).
+3. Beats are placed by librosa's dynamic-programming tracker (Ellis 2007) at that tempo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+
+MIN_BPM = 50.0
+MAX_BPM = 220.0
+HARMONICS = 6
+# Autocorrelation window, in onset frames (512 at 43 frames/s: ~12 s, room for 6 beats at 50 BPM).
+WINDOW_FRAMES = 512
+# mel power below max/1000 (-30 dB) hardly counts: compression constant of the onset spectrogram.
+ONSET_COMPRESSION = 1000.0
+# Harmonic-sum score (a mean of normalised autocorrelations) under which no steady beat is reported.
+MIN_CONFIDENCE = 0.05
+_GRID_POINTS = 4000
+
+
+@dataclass(frozen=True)
+class TempoEstimate:
+    bpm: float | None
+    confidence: float  # 0..1: mean normalised autocorrelation at the beat period's multiples
+
+
+def onset_envelope(mel_power: np.ndarray, sr: int, hop_length: int) -> np.ndarray:
+    """Loudness-weighted spectral flux of a mel power spectrogram, one value per frame (gain-invariant)."""
+    peak = float(mel_power.max())
+    if peak <= 0.0:
+        return np.zeros(mel_power.shape[-1], dtype=np.float32)
+    compressed = np.log1p(ONSET_COMPRESSION * (mel_power / peak))
+    # center=False: the spectrogram comes from a centred STFT already; librosa's default shifts the
+    # envelope by another n_fft / (2 * hop) frames, which put every beat ~35 ms late.
+    return librosa.onset.onset_strength(S=compressed, sr=sr, hop_length=hop_length, center=False)
+
+
+def estimate_tempo(onset_env: np.ndarray, fps: float) -> TempoEstimate:
+    """The beat rate in BPM (None when there is no steady pulse) from an onset envelope at ``fps`` frames/s."""
+    if onset_env.size < 2 or float(np.std(onset_env)) <= 1e-9:
+        return TempoEstimate(None, 0.0)
+    # Local autocorrelations over ~12 s windows, averaged: the same decay with lag whatever the length of
+    # the track, so a 10-second clip and a 5-minute song weigh long periods alike.
+    tempogram = librosa.feature.tempogram(onset_envelope=onset_env, hop_length=1, sr=fps, win_length=WINDOW_FRAMES)
+    ac = tempogram.mean(axis=1)
+    if ac[0] <= 1e-12:
+        return TempoEstimate(None, 0.0)
+    ac = ac / ac[0]
+    bpm = np.geomspace(MIN_BPM, MAX_BPM, _GRID_POINTS)
+    period = 60.0 * fps / bpm
+    lags = np.arange(len(ac))
+    score = sum(np.interp(k * period, lags, ac, right=0.0) for k in range(1, HARMONICS + 1)) / HARMONICS
+    best = int(np.argmax(score))
+    confidence = float(np.clip(score[best], 0.0, 1.0))
+    if confidence < MIN_CONFIDENCE:
+        return TempoEstimate(None, confidence)
+    return TempoEstimate(float(bpm[best]), confidence)
+
+
+def beat_times(onset_env: np.ndarray, sr: int, hop_length: int, bpm: float) -> np.ndarray:
+    """Beat positions in seconds, tracked at ``bpm``."""
+    _, beats = librosa.beat.beat_track(onset_envelope=onset_env, sr=sr, hop_length=hop_length, bpm=bpm,
+                                       units="time", trim=False)
+    return np.asarray(beats, dtype=np.float64)
