@@ -7,6 +7,9 @@
     python main.py tokens create --email E [--name N]   prints only the token
     python main.py tokens list --email E
     python main.py tokens revoke --email E --id TOKEN_ID
+    python main.py models                        the separation models and whether their weights are here
+    python main.py models fetch NAME             download a model's weights ahead of use
+    python main.py separate FILE [--model M] [--out DIR] [--format wav|flac|mp3]   stems, with a progress bar
     python main.py analyze FILE [--features tempo key ...] [--indent N]   the analysis as JSON on stdout
 """
 
@@ -138,6 +141,56 @@ def analyze_file(path: str, features: list[str] | None, indent: int | None) -> i
     return 0
 
 
+def models_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``models``: the catalogue and whether each model's weights are here; ``models fetch NAME``."""
+    from pathlib import Path
+
+    from core.progress import BadInput
+    from core.separation import catalog, weights
+
+    repo = Path(settings.demucs_repo).expanduser() if settings.demucs_repo else None
+    try:
+        if args.models_cmd == "fetch":
+            print(weights.fetch(args.name, repo))
+            return 0
+        present = weights.presence(repo)
+    except BadInput as exc:
+        return _fail(str(exc))
+    for info in catalog.MODELS:
+        print(f"{info.name:<12} {info.stems} stems  {'present' if present[info.name] else 'missing':<8} "
+              f"{info.description}")
+    print(f"weights looked up in {repo or 'the demucs download cache'}", file=sys.stderr)
+    return 0
+
+
+def separate_file(args: argparse.Namespace, settings: Settings) -> int:
+    """``separate FILE``: the local engine on one file, a progress bar on stderr, stem paths on stdout."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from core.progress import BadInput
+    from core.separation.local import LocalEngine
+
+    source = Path(args.file)
+    out_dir = Path(args.out) if args.out else Path("separated") / args.model / source.stem
+    with tqdm(total=100, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
+
+        def progress(percent: float, message: str = "") -> None:
+            bar.set_description_str(message or "Separating", refresh=False)
+            bar.update(max(0.0, percent - bar.n))
+
+        try:
+            stems = LocalEngine(settings).separate(source, out_dir, args.model, progress, fmt=args.format)
+        except BadInput as exc:
+            bar.leave = False
+            bar.close()
+            return _fail(str(exc))
+    for stem in stems:
+        print(stem.path)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stemforge", description="StemForge server and tools")
     sub = p.add_subparsers(dest="cmd")
@@ -148,6 +201,18 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run job workers without the web server")
     w.add_argument("--workers", type=int, default=1, help="worker processes (each runs every job kind)")
     w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+
+    from core.separation.catalog import DEFAULT_MODEL, MODEL_NAMES
+
+    models = sub.add_parser("models", help="list the separation models, or fetch one's weights")
+    models_sub = models.add_subparsers(dest="models_cmd")
+    mf = models_sub.add_parser("fetch", help="download a model's weights now (into STEMFORGE_DEMUCS_REPO if set)")
+    mf.add_argument("name", choices=MODEL_NAMES)
+    sep = sub.add_parser("separate", help="separate an audio file into stems on this machine")
+    sep.add_argument("file")
+    sep.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES)
+    sep.add_argument("--out", help="folder for the stems (default: separated/MODEL/FILE-NAME)")
+    sep.add_argument("--format", choices=("wav", "flac", "mp3"), help="stem file format (default: setting)")
 
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users_cmd", required=True)
     uc = users.add_parser("create", help="create an account")
@@ -182,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "worker":
         return worker(settings, max(1, args.workers), args.parent_pid)
+    if args.cmd == "models":
+        return models_command(args, settings)
+    if args.cmd == "separate":
+        return separate_file(args, settings)
     if args.cmd == "users":
         return asyncio.run(_with_db(settings, lambda s: _users_create(s, args, settings)))
     if args.cmd == "tokens":

@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     match_min_score: float = 0.5
 
     lalalai_api_url: str = "https://www.lalal.ai"
+    # Seconds between two status checks of a lalal.ai task (their /check/ allows 20 requests a minute).
+    lalalai_poll_interval_s: float = 5.0
+
+    # Separation (core/separation/). A folder of demucs checkpoints (`<sig>.th` + `<name>.yaml`) for
+    # machines without internet; empty = demucs' own download on first use.
+    demucs_repo: str = ""
+    # "" picks CUDA when torch sees a GPU, else the CPU with all its cores; or force "cpu" / "cuda".
+    separation_device: str = ""
+    # CPU threads for separation; 0 = every core this process may use.
+    separation_threads: int = 0
+    # How many loaded models a worker process keeps warm.
+    separation_model_cache: int = 2
+    # File format of the stems: wav (16-bit PCM), flac or mp3.
+    stem_format: Literal["wav", "flac", "mp3"] = "wav"
 
     # Jobs (core/jobs.py, workers/). Key prefix for everything kept in Redis (queues, event stream), so
     # several installations (or test runs) can share one Redis server.
