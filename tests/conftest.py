@@ -24,6 +24,7 @@ import pytest
 
 from tests.fakes.invidious import FakeInvidious
 from tests.fakes.spotify import FakeSpotify
+from tests.separation_fixtures import demucs_repo, lalalai  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a good long passphrase"
