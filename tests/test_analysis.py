@@ -186,8 +186,10 @@ def test_corrupt_and_missing_files(tmp_path: Path) -> None:
         analyze(tmp_path / "nothing-here.flac")
 
 
-def test_formats_libsndfile_does_not_read_go_through_ffmpeg(tmp_path: Path) -> None:
-    path = write_audio(tmp_path / "tone.m4a", seconds=3.0)  # AAC: decoded by ffmpeg
+@pytest.mark.parametrize("ext", ["flac", "ogg", "mp3", "m4a"])
+def test_compressed_formats(tmp_path: Path, ext: str) -> None:
+    """libsndfile decodes FLAC, Vorbis and MP3 itself; AAC in M4A goes through ffmpeg."""
+    path = write_audio(tmp_path / f"tone.{ext}", seconds=3.0)
     result = analyze(path, ["spectral"])
     assert result["duration"] == pytest.approx(3.0, abs=0.1)
     assert result["spectral_centroid"] == pytest.approx(440, rel=0.1)  # the 440 Hz tone
