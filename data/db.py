@@ -6,8 +6,8 @@ process and the worker can write the same file without "database is locked".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -84,4 +84,25 @@ def run_migrations(url: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["database_url"] = url
-    command.upgrade(cfg, "head")
+    with _sqlite_migration_lock(url):
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    """On SQLite, one process at a time migrates (the web process and its embedded worker start
+    together on a fresh data dir); PostgreSQL takes an advisory lock in migrations/env.py instead."""
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix) or url.endswith(":memory:"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(url[len(prefix):]).with_suffix(".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
