@@ -1,4 +1,5 @@
-"""Workers that die mid-job never leave a job spinning; the embedded worker is restarted; idle sockets close.
+"""Workers that die mid-job never leave a job spinning; the embedded worker is restarted; idle sockets close;
+``worker --workers N`` runs and stops N processes.
 
 A server of its own: its worker gets killed here, and its heartbeats and socket timeout are short.
 """
@@ -7,13 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, User, register, start_server, stop_server
+from tests.conftest import ROOT, Server, User, register, start_server, stop_server
 from tests.fakes.audio_server import AudioServer
 from tests.phoenix import PhxClient
 from tests.test_jobs import start_download, unique, wait_job
@@ -114,3 +117,24 @@ def test_silent_socket_is_disconnected_and_heartbeats_keep_it(rserver: Server, r
             quiet.recv(timeout=5)
         assert time.monotonic() - started < 6
         assert lively.reply_to(lively.send(None, "phoenix", "heartbeat"))[4]["status"] == "ok"
+
+
+def test_worker_pool_runs_n_processes_and_stops_them_all(tmp_path: Path) -> None:
+    env = {**os.environ, "STEMFORGE_DATA_DIR": str(tmp_path), "STEMFORGE_DATABASE_URL": "",
+           "STEMFORGE_LOG_LEVEL": "info"}
+    log = (tmp_path / "pool.log").open("w")
+    pool = subprocess.Popen([sys.executable, "main.py", "worker", "--workers", "2"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while (tmp_path / "pool.log").read_text().count("ready:") < 2:  # both migrated the fresh database
+            assert pool.poll() is None and time.monotonic() < deadline, (tmp_path / "pool.log").read_text()
+            time.sleep(0.2)
+        children = [int(c) for task in Path(f"/proc/{pool.pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+        assert len(children) == 2
+    finally:
+        pool.terminate()
+        assert pool.wait(timeout=30) == 0
+    assert all(not Path(f"/proc/{c}").exists() for c in children)
+    assert "Traceback" not in (tmp_path / "pool.log").read_text()
