@@ -45,6 +45,8 @@ MAX_SECONDS = 20 * 60.0  # longer files are analysed over their first 20 minutes
 MIN_SECONDS = 1.0  # shorter clips are refused: no feature means anything over a few frames
 MIN_TEMPO_SECONDS = 3.0  # a tempo needs several beats
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this everywhere, the file is treated as silent
+_BLOCK_FRAMES = 4096  # frame-wise spectral features are computed ~95 s at a time
+_TUNING_FRAMES = 4000  # frames the tuning estimate looks at
 
 
 class _Signal:
@@ -72,7 +74,10 @@ class _Signal:
     @cached_property
     def tuning(self) -> float:
         """Deviation from A440 in semitones (-0.5..0.5), so the CQT bins sit on the track's own pitches."""
-        tuning = librosa.estimate_tuning(S=self.magnitude, sr=SAMPLE_RATE, n_fft=N_FFT, bins_per_octave=12)
+        # Tuning is one figure for the whole track: a few thousand frames spread over it tell it as well
+        # as all of them, and keep piptrack's float64 temporaries small on a long track.
+        step = max(1, self.magnitude.shape[1] // _TUNING_FRAMES)
+        tuning = librosa.estimate_tuning(S=self.magnitude[:, ::step], sr=SAMPLE_RATE, n_fft=N_FFT, bins_per_octave=12)
         return float(tuning) if np.isfinite(tuning) else 0.0
 
     @cached_property
@@ -190,13 +195,22 @@ class _Run:
             self.result.update(spectral_centroid=None, spectral_rolloff=None, spectral_bandwidth=None,
                                spectral_contrast=None)
             return
-        kw = {"S": self.sig.magnitude, "sr": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH}
-        centroid = librosa.feature.spectral_centroid(**kw)
-        self.result["spectral_centroid"] = round(_mean(centroid[0]), 2)
-        self.result["spectral_rolloff"] = round(_mean(librosa.feature.spectral_rolloff(**kw)[0]), 2)
-        bandwidth = librosa.feature.spectral_bandwidth(**kw, centroid=centroid)  # reuses the centroid
-        self.result["spectral_bandwidth"] = round(_mean(bandwidth[0]), 2)
-        self.result["spectral_contrast"] = np.round(librosa.feature.spectral_contrast(**kw).mean(axis=1), 3).tolist()
+        # Every one of these is frame-wise, so computing them over blocks of frames gives the same numbers
+        # while librosa's float64 temporaries stay the size of a block, not of the whole track.
+        sums = {"centroid": 0.0, "rolloff": 0.0, "bandwidth": 0.0, "contrast": np.zeros(7)}
+        total = self.sig.magnitude.shape[1]
+        for start in range(0, total, _BLOCK_FRAMES):
+            kw = {"S": self.sig.magnitude[:, start : start + _BLOCK_FRAMES], "sr": SAMPLE_RATE, "n_fft": N_FFT,
+                  "hop_length": HOP_LENGTH}
+            centroid = librosa.feature.spectral_centroid(**kw)
+            sums["centroid"] += float(centroid.sum())
+            sums["rolloff"] += float(librosa.feature.spectral_rolloff(**kw).sum())
+            sums["bandwidth"] += float(librosa.feature.spectral_bandwidth(**kw, centroid=centroid).sum())
+            sums["contrast"] += librosa.feature.spectral_contrast(**kw).sum(axis=1)
+        self.result["spectral_centroid"] = round(sums["centroid"] / total, 2)
+        self.result["spectral_rolloff"] = round(sums["rolloff"] / total, 2)
+        self.result["spectral_bandwidth"] = round(sums["bandwidth"] / total, 2)
+        self.result["spectral_contrast"] = np.round(sums["contrast"] / total, 3).tolist()
 
     def mfcc(self) -> None:
         self._frames("mfcc", librosa.feature.mfcc(S=librosa.power_to_db(self.sig.mel_power), n_mfcc=N_MFCC), 2)
