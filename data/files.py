@@ -13,10 +13,16 @@ import shutil
 import unicodedata
 import uuid
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*\x7f]+')
 _SPACES = re.compile(r"\s+")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def public_url(relative: str) -> str:
+    """The ``/files/...`` URL under which the app serves a stored file."""
+    return "/files/" + quote(relative)
 
 
 class UnsafePath(ValueError):

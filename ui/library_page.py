@@ -79,7 +79,8 @@ async def library_page(request: Request):
             }
             for t in result.items
         ]
-        ui.table(columns=columns, rows=rows, row_key="id").classes("w-full").mark("tracks")
+        table = ui.table(columns=columns, rows=rows, row_key="id").classes("w-full cursor-pointer").mark("tracks")
+        table.on("rowClick", lambda e: ui.navigate.to(f"/tracks/{e.args[1]['id']}"))
         if result.total_pages > 1:
             ui.pagination(
                 1,

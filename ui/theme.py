@@ -30,6 +30,7 @@ def frame(title: str, user: User | None = None, csrf: str = "") -> Iterator[None
         if user is not None:
             with ui.row().classes("items-center gap-4"):
                 ui.link("Library", "/").classes("text-white no-underline")
+                ui.link("Jobs", "/jobs").classes("text-white no-underline")
                 ui.link("Settings", "/users/settings").classes("text-white no-underline")
                 ui.label(user.display_name or user.email).classes("text-gray-300 text-sm")
                 ui.button("Log out", on_click=lambda: ui.run_javascript(_log_out_js(csrf))).props(

@@ -1,0 +1,130 @@
+"""One track: listen, follow its jobs live, see its stems and analysis."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+from sqlmodel import col, select
+
+from core import tracks
+from core.errors import NotFound
+from data.db import session_scope
+from data.files import public_url
+from data.models import AnalysisResult, Stem, Track, User
+from ui.jobs_view import jobs_view
+from ui.session import csrf_token, page_user
+from ui.theme import frame
+
+
+async def _latest_stems(track_id: uuid.UUID) -> list[Stem]:
+    async with session_scope() as db:
+        latest_job = (
+            await db.exec(
+                select(Stem.job_id).where(Stem.track_id == track_id).order_by(col(Stem.created_at).desc()).limit(1)
+            )
+        ).first()
+        if latest_job is None:
+            return []
+        rows = await db.exec(
+            select(Stem).where(Stem.track_id == track_id, Stem.job_id == latest_job).order_by(col(Stem.stem_type))
+        )
+        return list(rows.all())
+
+
+async def _latest_analysis(track_id: uuid.UUID) -> AnalysisResult | None:
+    async with session_scope() as db:
+        rows = await db.exec(
+            select(AnalysisResult)
+            .where(AnalysisResult.track_id == track_id, col(AnalysisResult.stem_id).is_(None))
+            .order_by(col(AnalysisResult.created_at).desc())
+            .limit(1)
+        )
+        return rows.first()
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _analysis_card(result: AnalysisResult | None) -> None:
+    with ui.card().classes("w-full gap-2").mark("analysis"):
+        ui.label("Analysis").classes("text-lg font-semibold")
+        if result is None:
+            ui.label("Not analysed yet.").classes("text-gray-600")
+            return
+        with ui.row().classes("gap-8"):
+            for label, value in (
+                ("Tempo", _fmt(result.tempo, " BPM")),
+                ("Key", result.key or "–"),
+                ("Energy", _fmt(result.energy, "", 2)),
+                ("Brightness", _fmt(result.spectral_centroid, " Hz", 0)),
+            ):
+                with ui.column().classes("gap-0"):
+                    ui.label(label).classes("text-xs uppercase text-gray-500")
+                    ui.label(value).classes("text-xl font-semibold").mark(f"analysis-{label.lower()}")
+
+
+def _stems_card(track: Track, stems: list[Stem]) -> None:
+    with ui.card().classes("w-full gap-2").mark("stems"):
+        with ui.row().classes("w-full items-center justify-between"):
+            ui.label("Stems").classes("text-lg font-semibold")
+            if stems:
+                ui.link("Download all (ZIP)", f"/export/stems/{track.id}").mark("zip-link")
+        if not stems:
+            ui.label("Not separated yet.").classes("text-gray-600")
+            return
+        for stem in stems:
+            with ui.row().classes("w-full items-center gap-4").mark("stem-row"):
+                ui.label(stem.stem_type.capitalize()).classes("w-24 font-medium")
+                ui.audio(public_url(stem.path)).classes("grow")
+                ui.link("Download", f"/export/stem/{stem.id}")
+
+
+async def render_track(user: User, track: Track) -> None:
+    with ui.row().classes("w-full items-start gap-6"):
+        if track.album_art_url:
+            ui.image(track.album_art_url).classes("w-40 h-40 rounded shadow")
+        with ui.column().classes("gap-1"):
+            ui.label(track.title or "Untitled").classes("text-3xl font-bold").mark("track-title")
+            ui.label(track.artist or "Unknown artist").classes("text-xl text-gray-700")
+            details = [track.album, f"{track.duration // 60}:{track.duration % 60:02d}" if track.duration else ""]
+            ui.label(" · ".join(d for d in details if d)).classes("text-gray-600")
+            if track.audio_path:
+                ui.audio(public_url(track.audio_path)).classes("w-96").mark("track-audio")
+            else:
+                ui.label("The audio is not here yet.").classes("text-amber-800")
+
+    @ui.refreshable
+    async def results() -> None:
+        _stems_card(track, await _latest_stems(track.id))
+        _analysis_card(await _latest_analysis(track.id))
+
+    with ui.card().classes("w-full"):
+        ui.label("Jobs").classes("text-lg font-semibold")
+        await jobs_view(user.id, track_id=track.id, limit=200, on_finished=lambda _e: results.refresh())
+    await results()
+
+
+@ui.page("/tracks/{track_id}")
+async def track_page(request: Request, track_id: str):
+    user = await page_user(request)
+    if user is None:
+        return RedirectResponse(f"/users/log-in?next=/tracks/{track_id}", status_code=303)
+    try:
+        async with session_scope() as db:
+            track = await tracks.get_track(db, user.id, uuid.UUID(track_id))
+    except (ValueError, NotFound):
+        with frame("Not found", user, csrf_token(request)):
+            ui.label("This track does not exist.").classes("text-xl")
+            ui.link("Back to the library", "/")
+        return None
+    with frame(track.title or "Track", user, csrf_token(request)):
+        await render_track(user, track)
