@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -172,3 +172,50 @@ class DownloadJobOut(BaseModel):
     output_path: str | None = Field(default=None, description="/files/... URL once completed")
     file_size: int | None = None
     error: str | None = None
+
+
+# --- analysis (core/analysis/) ---------------------------------------------------------------------
+
+AnalysisFeature = Annotated[str, Field(max_length=40)]
+
+
+class AnalyzeRequest(BaseModel):
+    track_id: uuid.UUID | None = Field(default=None, description="The track to analyse (its audio)")
+    stem_id: uuid.UUID | None = Field(default=None, description="Or one of its stems, instead of track_id")
+    features: list[AnalysisFeature] = Field(
+        default_factory=lambda: ["all"], max_length=20,
+        description='Any of "tempo", "key", "energy", "spectral", "mfcc", "chroma", or "all" (the default)',
+    )
+
+
+ANALYSIS_RESULT_DOC = (
+    "The analysis, once completed: tempo (BPM), tempo_confidence, beats (s), key (\"A minor\"), "
+    "key_confidence, key_candidates, energy (0-1), zero_crossing_rate, spectral_centroid / _rolloff / "
+    "_bandwidth (Hz), spectral_contrast (dB per band), features.mfcc (13 x frames) and features.chroma "
+    "(12 x frames) at frame_rate frames a second; features_analyzed, duration, sample_rate and notes "
+    "always. Only the requested features' fields are present."
+)
+
+
+class AnalysisJobOut(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    progress: int
+    result: dict[str, Any] | None = Field(default=None, description=ANALYSIS_RESULT_DOC)
+    error: str | None = Field(default=None, description="Why it failed, in words a person can act on")
+
+
+class AnalysisOut(BaseModel):
+    id: uuid.UUID
+    track_id: uuid.UUID
+    stem_id: uuid.UUID | None = None
+    job_id: uuid.UUID | None = None
+    created_at: datetime
+    result: dict[str, Any] = Field(description=ANALYSIS_RESULT_DOC)
+
+
+class AnalysisExport(BaseModel):
+    track_id: uuid.UUID
+    title: str
+    artist: str
+    analysis: dict[str, Any] = Field(description=ANALYSIS_RESULT_DOC)
