@@ -8,6 +8,11 @@ Faults are sorted for the job runner (core/progress.py): a 5xx/429 answer or a n
 ``TransientError`` (retried with backoff); a 4xx answer, a page without audio, or a file ffmpeg cannot
 decode is ``BadInput`` (fails at once, with a sentence saying what to do). yt-dlp's own retries are off,
 so the retry policy lives in one place.
+
+The finished file is tagged (title, artist, album: core/tagging.py) and named
+``<artist> - <title>.<ext>`` with a name every filesystem accepts (data/files.safe_filename).
+Download progress is reported at most every ``PROGRESS_INTERVAL_S``: every report is a database write
+and an event, and on a fast link yt-dlp calls its hook hundreds of times a second.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import mutagen
+
 from core.audio_io import ffmpeg_exe, probe
 from core.errors import InvalidAudio
 from core.progress import BadInput, ProgressFn, TransientError
+from core.tagging import UntaggableFile, write_tags
 from data.files import safe_filename
 
 log = logging.getLogger("stemforge.downloader")
@@ -38,6 +47,8 @@ DEFAULT_QUALITY = "high"
 
 # Shares of the job's 0-100 progress: fetching, then converting.
 DOWNLOAD_SHARE = 85.0
+# Least time between two download progress reports that change the figure.
+PROGRESS_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class DownloadedAudio:
     channels: int
     format: str
     size: int
+    album: str = ""
 
 
 def title_from_url(url: str) -> str:
@@ -116,27 +128,48 @@ def classify(exc: BaseException, url: str) -> Exception:
     return BadInput("The audio could not be downloaded from this link")
 
 
-def download_audio(url: str, dest_dir: Path, quality: str, progress: ProgressFn, *, work_dir: Path,
-                   title: str = "", artist: str = "", socket_timeout: float = 20.0) -> DownloadedAudio:
-    """Download ``url`` into ``dest_dir`` as ``<artist> - <title>.<ext>`` at ``quality``.
+class _DownloadProgress:
+    """yt-dlp's download hook as job progress, throttled to one new figure per ``PROGRESS_INTERVAL_S``.
 
-    ``work_dir`` holds the partial files (the caller removes it if the job does not complete). Progress:
-    0-85 % while fetching, then converting, 100 % when the file is in place.
+    Between reports the last figure is repeated: that costs the runner nothing but still lets it
+    notice a cancel (it checks on every call, at most twice a second).
+    """
+
+    def __init__(self, progress: ProgressFn) -> None:
+        self.progress = progress
+        self.reported = 0.0
+        self.at = 0.0
+
+    def __call__(self, d: dict[str, Any]) -> None:
+        if d.get("status") == "downloading":
+            total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            done = d.get("downloaded_bytes") or 0
+            if not total:
+                return
+            pct = DOWNLOAD_SHARE * min(1.0, done / total)
+            now = time.monotonic()
+            if int(pct) > int(self.reported) and now - self.at >= PROGRESS_INTERVAL_S:
+                self.reported, self.at = pct, now
+            self.progress(self.reported, "Downloading audio...")
+        elif d.get("status") == "finished":
+            self.progress(DOWNLOAD_SHARE, "Converting audio...")
+
+
+def download_audio(url: str, dest_dir: Path, quality: str, progress: ProgressFn, *, work_dir: Path,
+                   title: str = "", artist: str = "", album: str = "",
+                   socket_timeout: float = 20.0) -> DownloadedAudio:
+    """Download ``url`` into ``dest_dir`` as a tagged ``<artist> - <title>.<ext>`` at ``quality``.
+
+    ``title``/``artist`` default to what the source says about itself. ``work_dir`` holds the partial
+    files (the caller removes it if the job does not complete). Progress: 0-85 % while fetching, then
+    converting, 100 % when the file is in place.
     """
     import yt_dlp
 
     codec, bitrate = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
     work_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="dl-", dir=work_dir))
-
-    def on_download(d: dict[str, Any]) -> None:
-        if d.get("status") == "downloading":
-            total = d.get("total_bytes") or d.get("total_bytes_estimate")
-            done = d.get("downloaded_bytes") or 0
-            if total:
-                progress(DOWNLOAD_SHARE * min(1.0, done / total), "Downloading audio...")
-        elif d.get("status") == "finished":
-            progress(DOWNLOAD_SHARE, "Converting audio...")
+    on_download = _DownloadProgress(progress)
 
     def on_postprocess(d: dict[str, Any]) -> None:
         if d.get("status") == "started":
@@ -187,6 +220,11 @@ def download_audio(url: str, dest_dir: Path, quality: str, progress: ProgressFn,
 
     title = title or (info.get("track") or info.get("title") or "").strip() or title_from_url(url)
     artist = artist or (info.get("artist") or info.get("creator") or "").strip()
+    album = album or (info.get("album") or "").strip()
+    try:
+        write_tags(produced, title=title, artist=artist, album=album)
+    except (UntaggableFile, mutagen.MutagenError) as exc:  # the audio itself is fine: keep it untagged
+        log.warning("could not tag %s: %s", produced.name, exc)
     name = f"{artist} - {title}" if artist else title
     final = dest_dir / safe_filename(name, codec)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -194,4 +232,4 @@ def download_audio(url: str, dest_dir: Path, quality: str, progress: ProgressFn,
     shutil.rmtree(staging, ignore_errors=True)
     progress(100, "Download complete")
     return DownloadedAudio(final, title, artist, facts.duration, facts.sample_rate, facts.channels, codec,
-                           final.stat().st_size)
+                           final.stat().st_size, album)

@@ -195,7 +195,7 @@ def test_other_users_jobs_answer_not_found(jobs_server: Server, juser: User, aud
 def test_download_request_validation(juser: User) -> None:
     cases = [({}, "url"), ({"url": "ftp://example.com/a.wav"}, "url"),
              ({"url": "https://example.com/a.wav", "quality": "ultra"}, "quality"),
-             ({"url": "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC"}, "url")]
+             ({"url": "https://example.com/a.wav", "source_url": "https://example.com/b.wav"}, "source_url")]
     for body, field in cases:
         r = juser.api.post("/api/download/track", json=body)
         assert r.status_code == 422, (body, r.text)

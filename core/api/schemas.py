@@ -40,7 +40,9 @@ class TrackOut(BaseModel):
     album_art_url: str | None = None
     duration: int | None = Field(default=None, description="Length in seconds")
     spotify_url: str | None = None
-    source_url: str | None = None
+    source_url: str | None = Field(default=None, description="Where the audio was downloaded from")
+    source_score: float | None = Field(default=None, description="0-1: how well the searched source matched the "
+                                       "Spotify track; null when the user chose the source")
     audio_url: str | None = Field(default=None, description="/files/... URL of the audio, once it is ready")
     audio_format: str | None = None
     file_size: int | None = None
@@ -155,8 +157,14 @@ class JobPage(BaseModel):
 
 
 class DownloadRequest(BaseModel):
-    url: str = Field(min_length=1, max_length=2000, description="A link yt-dlp understands, e.g. an audio file")
-    quality: Quality = "high"
+    url: str = Field(min_length=1, max_length=2000,
+                     description="A Spotify track link (or spotify:track: URI), or any link yt-dlp understands, "
+                                 "e.g. an audio file or a video page")
+    quality: Quality = Field(default="high", description="lossless: FLAC; high: MP3 320 kbps; medium: 192; low: 128")
+    source_url: str | None = Field(
+        default=None, max_length=2000,
+        description="Spotify links only: download the audio from this link instead of searching for it "
+                    "(when the search picked the wrong version, or found nothing)")
 
 
 class JobQueued(BaseModel):

@@ -2,7 +2,7 @@
 
 from core.spotify.client import SpotifyCatalog, get_catalog
 from core.spotify.errors import InvalidSpotifyUrl, SpotifyError, SpotifyNotConfigured
-from core.spotify.library import Imported, import_url, save_tracks
+from core.spotify.library import Imported, import_url, save_tracks, track_for_download
 from core.spotify.metadata import SpotifyCollection, SpotifyTrack, pick_image
 from core.spotify.urls import SpotifyRef, parse_spotify_url
 
@@ -20,4 +20,5 @@ __all__ = [
     "parse_spotify_url",
     "pick_image",
     "save_tracks",
+    "track_for_download",
 ]

@@ -1,12 +1,14 @@
 """Spotify tracks in a user's library: one row per user and Spotify id, refreshed on every fetch.
 
 ``import_url`` is the whole "paste a Spotify link" use case (parse, fetch every page, store);
-``save_tracks`` is the upsert the download task reuses for a single track.
+``save_tracks`` is the upsert the download task reuses for a single track; ``track_for_download``
+is what ``POST /api/download/track`` does with a Spotify track link.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -15,9 +17,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.spotify.client import SpotifyCatalog
+from core.spotify.errors import SpotifyError
 from core.spotify.metadata import SpotifyTrack
-from core.spotify.urls import parse_spotify_url
+from core.spotify.urls import SpotifyRef, parse_spotify_url
 from data.models import Track, utcnow
+
+log = logging.getLogger("stemforge.spotify")
 
 # Bound the SQL IN (...) list; PostgreSQL and SQLite both take far more, but big playlists exist.
 _LOOKUP_CHUNK = 500
@@ -86,3 +91,41 @@ async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalo
     collection = await asyncio.to_thread(catalog.fetch, ref)
     rows = await save_tracks(session, user_id, collection.tracks)
     return Imported(collection.kind, collection.name, rows)
+
+
+async def _bare_row(session: AsyncSession, user_id: uuid.UUID, ref: SpotifyRef) -> Track:
+    """The user's row for a Spotify id as it is, or a new one that only knows the id."""
+    for attempt in range(_ATTEMPTS):
+        row = (await _existing(session, user_id, [ref.id])).get(ref.id)
+        if row is not None:
+            return row
+        row = Track(user_id=user_id, spotify_id=ref.id, title=f"Spotify track {ref.id}", spotify_url=ref.url)
+        session.add(row)
+        try:
+            await session.commit()
+            return row
+        except IntegrityError:  # a concurrent request inserted it first: use that row
+            await session.rollback()
+            if attempt + 1 == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def track_for_download(session: AsyncSession, user_id: uuid.UUID, ref: SpotifyRef,
+                             catalog: SpotifyCatalog) -> tuple[Track, bool]:
+    """The user's row for a Spotify track, refreshed from Spotify: ``(row, metadata_fetched)``.
+
+    An unknown id or refused credentials raise ``SpotifyError`` (the request fails, nothing is stored).
+    When Spotify is only briefly unavailable (rate limit, 5xx, timeout) the download should not be
+    refused for that: the row is kept as it is (or created knowing only the id) and
+    ``metadata_fetched`` is False, so the download job fetches the metadata itself, retrying with backoff.
+    """
+    try:
+        meta = await asyncio.to_thread(catalog.track, ref.id)
+    except SpotifyError as exc:
+        if not exc.transient:
+            raise
+        log.info("Spotify unavailable for track %s (%s); the download job will fetch it", ref.id, exc.message)
+        return await _bare_row(session, user_id, ref), False
+    (row,) = await save_tracks(session, user_id, [meta])
+    return row, True
