@@ -43,6 +43,10 @@ def runner(env: tuple[DataLoop, Settings]) -> Iterator[JobRunner]:
     run = JobRunner(settings, data, SqlEventLog(postgres=False), FileStore(settings.uploads_dir), "host:1:aa",
                     enqueue=lambda kind, job_id, delay: enqueued.append((kind, job_id, delay)))
     run.enqueued = enqueued  # type: ignore[attr-defined]
+    # Register the real handlers now (the runner's first lookup would otherwise do it after a test has
+    # swapped its body in, and put the real one back over it).
+    import workers.handlers  # noqa: F401
+
     saved = registry._HANDLERS.get(KIND)
     yield run
     if saved is None:
