@@ -11,13 +11,15 @@ from nicegui import ui
 from sqlmodel import col, select
 
 from core import tracks
-from core.errors import NotFound
+from core.errors import NotFound, StemForgeError
 from data.db import session_scope
 from data.files import public_url
 from data.models import AnalysisResult, Stem, Track, User
+from ui import context
 from ui.jobs_view import jobs_view
 from ui.session import csrf_token, page_user
 from ui.theme import frame
+from workers.submit import submit_analysis
 
 
 async def _latest_stems(track_id: uuid.UUID) -> list[Stem]:
@@ -88,6 +90,28 @@ def _stems_card(track: Track, stems: list[Stem]) -> None:
                 ui.link("Download", f"/export/stem/{stem.id}")
 
 
+async def _start(action: str, start) -> None:  # noqa: ANN001  (a zero-argument coroutine function)
+    try:
+        async with session_scope() as db:
+            await start(db)
+    except StemForgeError as exc:
+        ui.notify(exc.message, type="negative")
+        return
+    ui.notify(f"{action} queued", type="positive")
+
+
+def _actions(user: User, track: Track) -> None:
+    with ui.card().classes("w-full gap-2").mark("actions"):
+        ui.label("Actions").classes("text-lg font-semibold")
+        with ui.row().classes("items-center gap-3"):
+            ui.button(
+                "Analyze",
+                on_click=lambda: _start(
+                    "Analysis", lambda db: submit_analysis(db, context.events(), user.id, track_id=track.id)
+                ),
+            ).props("color=primary unelevated" + ("" if track.audio_path else " disable")).mark("analyze")
+
+
 async def render_track(user: User, track: Track) -> None:
     with ui.row().classes("w-full items-start gap-6"):
         if track.album_art_url:
@@ -107,6 +131,7 @@ async def render_track(user: User, track: Track) -> None:
         _stems_card(track, await _latest_stems(track.id))
         _analysis_card(await _latest_analysis(track.id))
 
+    _actions(user, track)
     with ui.card().classes("w-full"):
         ui.label("Jobs").classes("text-lg font-semibold")
         await jobs_view(user.id, track_id=track.id, limit=200, on_finished=lambda _e: results.refresh())

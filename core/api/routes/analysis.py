@@ -15,8 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from core import jobs
-from core.analysis import parse_features, record, results
-from core.analysis.sources import audio_source
+from core.analysis import record, results
 from core.api.deps import CurrentUser, HeavyUser, SessionDep, parse_uuid
 from core.api.routes.jobs import job_id_of
 from core.api.schemas import (
@@ -32,7 +31,7 @@ from core.errors import NotFound
 from core.tracks import get_track
 from data.files import safe_filename
 from data.models import AnalysisResult
-from workers.tasks import enqueue_async
+from workers.submit import submit_analysis
 
 router = APIRouter(prefix="/api/analysis", tags=["analysis"])
 export_router = APIRouter(prefix="/export", tags=["export"])
@@ -58,14 +57,9 @@ async def analyze(body: AnalyzeRequest, request: Request, user: HeavyUser, sessi
     """Enqueues an analysis of the track's audio (or, with `stem_id`, of one stem); follow it on `/socket`
     or poll `GET /api/analysis/job/{id}`. Unknown feature names answer 422 listing the allowed ones; a
     track whose audio has not arrived yet answers 409 `audio_not_ready`."""
-    features = parse_features(body.features)
-    source = await audio_source(session, user.id, track_id=body.track_id, stem_id=body.stem_id)
-    params: dict[str, object] = {"features": list(features)}
-    if source.stem is not None:
-        params["stem_id"] = str(source.stem.id)
-    job = await jobs.create_job(session, request.app.state.events, user.id, "analysis", source.track.id, params)
-    await enqueue_async("analysis", job.id)
-    return Envelope(data=JobQueued(job_id=job.id, track_id=source.track.id))
+    job = await submit_analysis(session, request.app.state.events, user.id, track_id=body.track_id,
+                                stem_id=body.stem_id, features=body.features)
+    return Envelope(data=JobQueued(job_id=job.id, track_id=job.track_id))
 
 
 @router.get("/job/{job_id}", response_model=Envelope[AnalysisJobOut], responses=_errors)

@@ -1,0 +1,33 @@
+"""A person in Chromium on a track's page: press Analyze, watch the job run live, read tempo and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.browser import chromium
+from tests.conftest import PASSWORD, Server
+from tests.synth import song
+from tests.test_tracks import upload
+
+
+def test_analyze_from_the_track_page(server: Server, user, tmp_path: Path) -> None:
+    clip = song(9, "minor", 120, 10.0).write(tmp_path / "Synth - A minor groove.wav")  # A minor, 120 BPM
+    track = upload(user.api, clip).json()["data"]
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(server.url + "/users/log-in")
+        page.get_by_label("E-mail").fill(user.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(server.url + "/")
+        page.locator("td", has_text="A minor groove").click()
+        page.wait_for_url(f"**/tracks/{track['id']}")
+        page.get_by_text("Not analysed yet.").wait_for()
+
+        page.get_by_role("button", name="Analyze").click()
+        page.get_by_text("Analysis queued").wait_for()
+        # The job row appears and ends completed without reloading the page.
+        page.locator(".q-badge", has_text="completed").wait_for(timeout=90_000)
+        page.get_by_text("A minor", exact=True).wait_for()
+        tempo = page.get_by_text("BPM").inner_text()
+        assert abs(float(tempo.split()[0]) - 120) < 2.5, tempo
