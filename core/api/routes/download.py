@@ -52,8 +52,7 @@ def _check_source(url: str) -> str:
 @router.post("/track", status_code=202, response_model=Envelope[JobQueued],
              responses={**_errors, 400: {"model": ErrorOut, "description": "invalid_url: a malformed Spotify link"},
                         422: {"model": ErrorOut},
-                        502: {"model": ErrorOut, "description": "spotify_error"},
-                        503: {"model": ErrorOut, "description": "spotify_error: Spotify rate limit"}})
+                        502: {"model": ErrorOut, "description": "spotify_error: Spotify refused the request"}})
 async def download_track(body: DownloadRequest, request: Request, user: HeavyUser, session: SessionDep,
                          settings: SettingsDep) -> Envelope[JobQueued]:
     """Enqueues a download of the link's audio; follow it on `/socket` or poll `GET /api/download/job/{id}`.
