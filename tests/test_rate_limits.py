@@ -46,3 +46,26 @@ def test_login_attempts_are_limited(default_server: Server, tmp_path: Path) -> N
              for _ in range(12)]
     assert codes[:8] == [401] * 8 and codes[-1] == 429
     assert client.post("/users/log-in", json={"email": "x@example.com", "password": PASSWORD}).status_code == 429
+
+
+def test_heavy_routes_have_their_own_smaller_budget(default_server: Server) -> None:
+    # Made on the command line: the log-in test above has used up this address's register budget.
+    email = "heavy@example.com"
+    assert default_server.cli("users", "create", "--email", email, "--password", PASSWORD).returncode == 0
+    token = default_server.cli("tokens", "create", "--email", email).stdout.strip()
+    user = httpx.Client(base_url=default_server.url, headers={"Authorization": f"Bearer {token}"})
+    missing = {"track_id": "6f1c0d2e-0000-4000-8000-000000000000"}
+    for i in range(10):
+        r = user.post("/api/analysis/analyze", json=missing)
+        assert error_of(r) == (404, "not_found")
+        assert r.headers["x-ratelimit-limit"] == "10"
+        assert r.headers["x-ratelimit-remaining"] == str(9 - i)
+    for path, body in (("/api/analysis/analyze", missing),
+                       ("/api/processing/separate", missing),
+                       ("/api/download/track", {"url": "http://127.0.0.1:9/song.wav"})):
+        r = user.post(path, json=body)
+        assert error_of(r) == (429, "rate_limited"), path
+        assert int(r.headers["retry-after"]) >= 1
+    # The ordinary budget is not used up: light routes still answer.
+    r = user.get("/api/tracks")
+    assert r.status_code == 200 and r.headers["x-ratelimit-limit"] == "60"
