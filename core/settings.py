@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     socket_heartbeat_timeout_s: float = 60.0
     # Network timeout of one download request (seconds).
     download_socket_timeout_s: float = 20.0
+    # Longest pause of an idle worker thread between two looks at its SQLite queue (an empty look is one
+    # cheap read); it bounds how long a new job waits to start. Redis queues block instead of polling.
+    queue_poll_max_s: float = 0.1
 
     log_level: str = Field(default="info")
 

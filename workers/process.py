@@ -104,7 +104,8 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> int:
     for kind in jobs.KINDS:
         tasks.task_for(kind)
         consumers.append(Consumer(queue_for(kind), workers=concurrency(settings, kind), periodic=False,
-                                  initial_delay=0.05, backoff=1.5, max_delay=0.5, worker_type="thread",
+                                  initial_delay=0.05, backoff=1.5, max_delay=settings.queue_poll_max_s,
+                                  worker_type="thread",
                                   shutdown_timeout=30))
     for consumer in consumers:
         consumer.start()
