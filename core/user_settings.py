@@ -1,4 +1,4 @@
-"""Per-user preferences (default engine, model, quality) and profile changes."""
+"""Per-user preferences (default engine, model, quality, the lalal.ai license key) and profile changes."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ async def update(session: AsyncSession, user: User, changes: dict[str, Any], set
     for field in ("default_engine", "default_model", "default_quality"):
         if changes.get(field) is not None:
             setattr(row, field, changes[field])
+    if changes.get("lalalai_key") is not None:
+        # Write-only: stored encrypted, shown masked by view(); an empty string removes it.
+        key = changes["lalalai_key"].strip()
+        row.lalalai_key_encrypted = SecretBox(settings.fernet_key).encrypt(key) if key else None
     row.updated_at = utcnow()
     session.add(row)
     await session.commit()

@@ -1,0 +1,77 @@
+"""Stored stems: the rows a separation job leaves, and finding them again for their owner.
+
+A separation writes its files to ``stems/<job_id>/`` and records one ``Stem`` row per file, all in one
+transaction when the job's work is done. A track may be separated several times (another model,
+another engine); "the track's stems" are those of its newest *completed* processing job, so a job
+that was cancelled or failed after its rows were written never hides a good earlier result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import NotFound
+from data.files import public_url
+from data.models import Job, Stem
+
+
+def record(stem: Stem) -> dict[str, Any]:
+    """A stem as the API lists it (JSON-ready): the processing job's ``stems`` and ``job:completed``."""
+    return {
+        "id": str(stem.id),
+        "track_id": str(stem.track_id),
+        "job_id": str(stem.job_id) if stem.job_id else None,
+        "stem_type": stem.stem_type,
+        "format": stem.format,
+        "size": stem.size,
+        "engine": stem.engine,
+        "model": stem.model,
+        "url": public_url(stem.path),
+        "download_url": f"/export/stem/{stem.id}",
+        # As pydantic writes datetimes, so job:completed and GET /api/processing/job/:id agree to the byte.
+        "created_at": stem.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def replace_job_stems(session: AsyncSession, *, user_id: uuid.UUID, track_id: uuid.UUID, job_id: uuid.UUID,
+                            engine: str, model: str, files: Sequence[tuple[str, str, str, int]]) -> list[Stem]:
+    """Store the stems of one job: ``files`` holds (stem_type, relative path, format, size) each.
+
+    Rows an earlier attempt of the same job left are replaced, so a retried job never lists a stem twice.
+    """
+    await session.exec(delete(Stem).where(col(Stem.job_id) == job_id))  # type: ignore[call-overload]
+    rows = [Stem(user_id=user_id, track_id=track_id, job_id=job_id, stem_type=stem_type, path=path, format=fmt,
+                 size=size, engine=engine, model=model) for stem_type, path, fmt, size in files]
+    session.add_all(rows)
+    await session.commit()
+    return rows
+
+
+async def get_stem(session: AsyncSession, user_id: uuid.UUID, stem_id: uuid.UUID) -> Stem:
+    """The user's stem, or ``NotFound`` (someone else's stem is reported like a missing one)."""
+    stem = await session.get(Stem, stem_id)
+    if stem is None or stem.user_id != user_id:
+        raise NotFound("stem")
+    return stem
+
+
+async def latest_stems(session: AsyncSession, user_id: uuid.UUID, track_id: uuid.UUID) -> list[Stem]:
+    """The stems of the track's newest completed processing job (empty when it has none)."""
+    newest = (await session.exec(
+        select(Job.id)
+        .where(Job.user_id == user_id, Job.track_id == track_id, Job.kind == "processing", Job.status == "completed")
+        .where(col(Job.id).in_(select(Stem.job_id).where(Stem.track_id == track_id)))
+        .order_by(col(Job.finished_at).desc(), col(Job.created_at).desc(), col(Job.id).desc())
+        .limit(1)
+    )).first()
+    if newest is None:
+        return []
+    rows = await session.exec(select(Stem).where(Stem.job_id == newest, Stem.user_id == user_id)
+                              .order_by(col(Stem.created_at), col(Stem.stem_type)))
+    return list(rows.all())
