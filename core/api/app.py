@@ -18,7 +18,7 @@ from core.api import socket as job_socket
 from core.api.deps import SESSION_COOKIE, CurrentUser
 from core.api.errors import install_error_handlers
 from core.api.middleware import RateLimitHeaders, SessionMiddleware, UploadSizeLimit
-from core.api.routes import analysis, download, files, health, jobs, spotify, tracks, users
+from core.api.routes import analysis, download, export, files, health, jobs, lalalai, processing, spotify, tracks, users
 from core.api.schemas import ErrorOut
 from core.errors import NotFound
 from core.event_hub import EventHub
@@ -110,6 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (jobs.router, download.router, job_socket.router):
         app.include_router(router)
     for router in (analysis.router, analysis.export_router):
+        app.include_router(router)
+    for router in (processing.router, lalalai.router, export.router):
         app.include_router(router)
     app.include_router(_api_not_found_router())
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL, ENGINES, MODEL_NAMES
+
 T = TypeVar("T")
 
 
@@ -123,6 +125,8 @@ class SettingsUpdate(BaseModel):
     default_quality: Literal["lossless", "high", "medium", "low"] | None = None
     current_password: str | None = Field(default=None, max_length=1024)
     new_password: str | None = Field(default=None, max_length=1024)
+    lalalai_key: str | None = Field(default=None, max_length=200, description="Your lalal.ai license key; "
+                                    "write-only (answers show it masked), an empty string removes it")
 
 
 # --- jobs (core/jobs.py) ---------------------------------------------------------------------------
@@ -227,3 +231,79 @@ class AnalysisExport(BaseModel):
     title: str
     artist: str
     analysis: dict[str, Any] = Field(description=ANALYSIS_RESULT_DOC)
+
+
+# --- processing: stem separation (core/processing.py, core/stems.py) -------------------------------
+
+# The catalogue (core/separation/catalog.py) is the one list; Literal[tuple] spells Literal["a", "b", ...].
+ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]
+EngineName = Literal[ENGINES]  # type: ignore[valid-type]
+
+
+class SeparateRequest(BaseModel):
+    track_id: uuid.UUID = Field(description="The track to separate; its audio must be downloaded or uploaded")
+    model: ModelName = Field(default=DEFAULT_MODEL, description="One of GET /api/processing/models")
+    engine: EngineName = Field(default=DEFAULT_ENGINE, description='"local" (Demucs on this server) or "lalalai" '
+                               "(the lalal.ai cloud API with your license key from the settings)")
+
+
+class ProcessingQueued(BaseModel):
+    job_id: uuid.UUID
+    track_id: uuid.UUID
+    model: str
+    status: Literal["queued"] = "queued"
+
+
+class StemOut(BaseModel):
+    id: uuid.UUID
+    track_id: uuid.UUID
+    job_id: uuid.UUID | None = None
+    stem_type: str = Field(description="vocals, drums, bass, other (and guitar, piano with htdemucs_6s)")
+    format: str = Field(description="wav, flac or mp3")
+    size: int | None = Field(default=None, description="Bytes")
+    engine: str = Field(description="local or lalalai")
+    model: str
+    url: str = Field(description="/files/... URL for playing (Range requests work)")
+    download_url: str = Field(description="/export/stem/{id}: the file as a download")
+    created_at: datetime
+
+
+class ProcessingJobOut(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    progress: int
+    model: str
+    stems: list[StemOut] = Field(default_factory=list, description="The stems, once the job has completed")
+    error: str | None = Field(default=None, description="Why it failed, in words a person can act on")
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str
+    stems: int = Field(description="How many stems the model produces")
+    available: bool = Field(description="Whether the model's weights are on this server (else the first local job "
+                                        "downloads them, or fails offline saying how to get them)")
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]
+
+
+# --- lalal.ai management (core/lalalai_account.py) ------------------------------------------------------
+
+
+class LalalaiQuotaOut(BaseModel):
+    quota_minutes: float = Field(description="used_minutes + remaining_minutes")
+    used_minutes: float = Field(description="Minutes StemForge's jobs used on your current key")
+    remaining_minutes: float = Field(description="lalal.ai's minutes_left for your key")
+
+
+class LalalaiCancelRequest(BaseModel):
+    task_id: str = Field(min_length=1, max_length=200, description="The lalal.ai task id (a processing job's "
+                                                                   "params.lalalai_task_id)")
+
+
+class LalalaiCancelOut(BaseModel):
+    cancelled_tasks: list[str] = Field(description="lalal.ai task ids stopped: cancelled on lalal.ai now, or the "
+                                       "task of a job that was ended (its worker cancels it there)")
+    cancelled_jobs: list[uuid.UUID] = Field(description="StemForge jobs now ended 'cancelled'")
