@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.fakes.invidious import FakeInvidious
+from tests.fakes.lalalai import FakeLalalai
 from tests.fakes.spotify import FakeSpotify
 from tests.separation_fixtures import demucs_repo, lalalai  # noqa: F401  (fixtures)
 
@@ -138,13 +139,28 @@ def fake_services(spotify: FakeSpotify, invidious: FakeInvidious) -> dict[str, s
 
 
 @pytest.fixture(scope="session")
+def lalalai_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLalalai]:
+    """One lalal.ai for the shared server (tests/fakes/lalalai.py); tests add their own keys to ``keys``."""
+    fake = FakeLalalai(tmp_path_factory.mktemp("lalalai-server")).start()
+    yield fake
+    fake.stop()
+
+
+def separation_services(repo: Path, lalalai_fake: FakeLalalai) -> dict[str, str]:
+    """Settings for separation jobs: the tiny demucs models in ``repo``, the fake lalal.ai checked every 50 ms."""
+    return {"demucs_repo": str(repo), "lalalai_api_url": lalalai_fake.url, "lalalai_poll_interval_s": "0.05"}
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, database_url: str, spotify_fake: FakeSpotify,
-           invidious_fake: FakeInvidious) -> Iterator[Server]:
+           invidious_fake: FakeInvidious, demucs_repo: Path,  # noqa: F811  (the fixture imported above)
+           lalalai_fake: FakeLalalai) -> Iterator[Server]:
     """The app with generous rate limits, so tests are not throttled by each other."""
     srv = start_server(
         tmp_path_factory.mktemp("data"), database_url,
         rate_limit_api="100000/minute", rate_limit_heavy="100000/minute", rate_limit_login="100000/minute",
         max_upload_mb="3", **fake_services(spotify_fake, invidious_fake),
+        **separation_services(demucs_repo, lalalai_fake),
     )
     yield srv
     stop_server(srv)
