@@ -156,3 +156,38 @@ async def settings_page(request: Request):
                 ).classes("text-amber-800")
 
         await _tokens_section(user)
+
+        await _lalalai_section(user, current["lalalai_key"])
+
+
+async def _lalalai_section(user: User, masked: str | None) -> None:
+    """The lalal.ai license key: write-only (stored encrypted, shown masked), for the cloud engine."""
+    with ui.card().classes("w-full gap-3").mark("lalalai-card"):
+        ui.label("lalal.ai").classes("text-lg font-semibold")
+        ui.label(
+            "Your lalal.ai license key lets StemForge separate tracks on lalal.ai (engine 'lalal.ai cloud'). "
+            "It is stored encrypted and never shown in full again."
+        ).classes("text-sm text-gray-600")
+        stored = ui.label(f"Stored key: {masked}" if masked else "No key stored.").mark("lalalai-stored")
+        key = (
+            ui.input("License key", password=True)
+            .props("outlined dense autocomplete=off")
+            .classes("w-96")
+            .mark("lalalai-key")
+        )
+
+        async def save(value: str) -> None:
+            result = await _save(user, {"lalalai_key": value})
+            if result is not None:
+                key.value = ""
+                stored.text = f"Stored key: {result['lalalai_key']}" if result["lalalai_key"] else "No key stored."
+
+        async def save_entered() -> None:
+            if not (key.value or "").strip():
+                ui.notify("Enter your lalal.ai license key first", type="warning")
+                return
+            await save(key.value)
+
+        with ui.row():
+            ui.button("Save key", on_click=save_entered).props("color=primary unelevated").mark("save-lalalai-key")
+            ui.button("Remove key", on_click=lambda: save("")).props("flat color=negative").mark("remove-lalalai-key")
