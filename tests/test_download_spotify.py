@@ -54,7 +54,8 @@ def names(path: Path) -> dict[str, str]:
 
 
 def word() -> str:
-    """A made-up word, so each test's songs are only found by its own searches."""
+    """A made-up word, so each test's songs are only found by its own searches (the Invidious fake is
+    shared with test_search.py, whose searches must not find these videos either)."""
     return "".join(secrets.choice("bcdfghklmnprstvz") + secrets.choice("aeiou") for _ in range(3)).capitalize()
 
 
@@ -158,7 +159,7 @@ def test_source_override_skips_the_search(server: Server, user: User, song: dict
 
 def test_no_convincing_match_fails_and_asks_for_a_source(user: User, spotify_fake: FakeSpotify,
                                                          invidious_fake: FakeInvidious) -> None:
-    title, artist = f"{word()} Harbor", f"Orla {word()}"
+    title, artist = f"{word()} Meadow", f"Ilse {word()}"
     track_id = spotify_fake.add_track(title, artist, seconds=200)
     invidious_fake.add_video(f"{title} (cover)", "Bedroom Covers", 200)
     invidious_fake.add_video(f"{title} - {artist} | Karaoke", "Sing Along Hits", 201)
