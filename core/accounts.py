@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import event, inspect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -104,6 +107,7 @@ async def change_password(
     user.session_epoch += 1  # signs out every other browser
     session.add(user)
     await session.commit()
+    _token_cache.forget_user(user.id)
 
 
 @dataclass(frozen=True)
@@ -141,17 +145,107 @@ async def revoke_token(session: AsyncSession, user: User, token_id: uuid.UUID) -
     record.revoked_at = utcnow()
     session.add(record)
     await session.commit()
+    _token_cache.forget(record.token_hash)
     return record
 
 
+# --- bearer-token look-ups ---------------------------------------------------------------------
+
+
+class _TokenCache:
+    """A short-lived, per-process memo of token hash -> (user, token) rows, so an API client's burst of
+    requests costs one token query every ``TTL_S`` seconds instead of one per request.
+
+    * Entries live ``TTL_S`` (0.5) seconds at most; nothing negative is cached (an unknown or revoked
+      token always goes to the database).
+    * Any ORM update or delete of a user or token row in this process (``revoke_token``,
+      ``change_password``, ...) drops the entries concerned at once, again after ``revoke_token``'s
+      commit, and bumps a generation counter so a look-up that was already in flight cannot store its
+      now-stale row afterwards. A change made by another process (the CLI, a second web process) or by
+      a bulk SQL statement takes effect here within ``TTL_S`` seconds.
+    * The cached rows are detached copies; every hit merges fresh instances into the caller's session
+      (no SQL), so requests never share ORM objects.
+    """
+
+    TTL_S = 0.5
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, User, ApiToken]] = {}
+        self.generation = 0
+
+    def get(self, token_hash: str) -> tuple[User, ApiToken] | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self._entries.pop(token_hash, None)
+            return None
+        return entry[1], entry[2]
+
+    def put(self, token_hash: str, user: User, token: ApiToken, generation: int) -> None:
+        if generation != self.generation:
+            return  # a revocation happened while this row was being read
+        if inspect(user).modified or inspect(token).modified:
+            return  # only clean rows, exactly as stored, are worth keeping
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        scratch = Session()  # detached, clean copies: the caller keeps (and may change) its own objects
+        user_copy, token_copy = scratch.merge(user, load=False), scratch.merge(token, load=False)
+        scratch.expunge_all()
+        self._entries[token_hash] = (time.monotonic() + self.TTL_S, user_copy, token_copy)
+
+    def forget(self, token_hash: str) -> None:
+        self.generation += 1
+        self._entries.pop(token_hash, None)
+
+    def forget_user(self, user_id: uuid.UUID) -> None:
+        self.generation += 1
+        for key in [k for k, (_, user, _) in list(self._entries.items()) if user.id == user_id]:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
+_token_cache = _TokenCache()
+
+
+@event.listens_for(ApiToken, "after_update")
+@event.listens_for(ApiToken, "after_delete")
+def _token_row_changed(_mapper: object, _conn: object, target: ApiToken) -> None:
+    _token_cache.forget(target.token_hash)
+
+
+@event.listens_for(User, "after_update")
+@event.listens_for(User, "after_delete")
+def _user_row_changed(_mapper: object, _conn: object, target: User) -> None:
+    _token_cache.forget_user(target.id)
+
+
 async def user_for_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:
+    """The active token's owner and record, or None for an unknown or revoked token.
+
+    Answers from a per-process cache for up to half a second (see ``_TokenCache``): a revocation in
+    this process is effective immediately, one made in another process (the CLI) within 0.5 s.
+    """
     if not token.startswith(security.TOKEN_PREFIX):
         return None
+    token_hash = security.hash_api_token(token)
+    cached = _token_cache.get(token_hash)
+    if cached is not None:
+        merge = session.sync_session.merge  # load=False: no SQL, fresh instances in this session
+        return merge(cached[0], load=False), merge(cached[1], load=False)
+    generation = _token_cache.generation
     row = (
         await session.exec(
             select(User, ApiToken)
             .join(ApiToken, col(ApiToken.user_id) == col(User.id))
-            .where(ApiToken.token_hash == security.hash_api_token(token), col(ApiToken.revoked_at).is_(None))
+            .where(ApiToken.token_hash == token_hash, col(ApiToken.revoked_at).is_(None))
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    if row is None:
+        return None
+    _token_cache.put(token_hash, row[0], row[1], generation)
+    return row[0], row[1]
