@@ -47,9 +47,11 @@ def stem_path(store: FileStore, stem: Stem) -> Path:
     return path
 
 
-class NoStems(StemForgeError):
-    code = "not_found"
-    status = 404
+class NoStems(NotFound):
+    """404 with a sentence that says what to do, rather than "stems not found"."""
+
+    def __init__(self, message: str) -> None:
+        StemForgeError.__init__(self, message)
 
 
 @dataclass(frozen=True)
