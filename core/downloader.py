@@ -11,8 +11,8 @@ so the retry policy lives in one place.
 
 The finished file is tagged (title, artist, album: core/tagging.py) and named
 ``<artist> - <title>.<ext>`` with a name every filesystem accepts (data/files.safe_filename).
-Download progress is reported at most every ``PROGRESS_INTERVAL_S``: every report is a database write
-and an event, and on a fast link yt-dlp calls its hook hundreds of times a second.
+Download progress changes at most every ``PROGRESS_INTERVAL_S``: each new figure is a database write
+and an event, which a download that takes a fraction of a second does not need a dozen of.
 """
 
 from __future__ import annotations
