@@ -1,4 +1,4 @@
-"""A person in Chromium on a track's page: press Analyze, watch the job run live, read tempo and key."""
+"""A person in Chromium on a track's page: analyse and separate it, watching the jobs run live."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.synth import song
 from tests.test_tracks import upload
 
 
-def test_analyze_from_the_track_page(server: Server, user, tmp_path: Path) -> None:
+def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path: Path) -> None:
     clip = song(9, "minor", 120, 10.0).write(tmp_path / "Synth - A minor groove.wav")  # A minor, 120 BPM
     track = upload(user.api, clip).json()["data"]
     with chromium() as browser:
@@ -31,3 +31,13 @@ def test_analyze_from_the_track_page(server: Server, user, tmp_path: Path) -> No
         page.get_by_text("A minor", exact=True).wait_for()
         tempo = page.get_by_text("BPM").inner_text()
         assert abs(float(tempo.split()[0]) - 120) < 2.5, tempo
+
+        # Separate with the default (tiny, test-built) htdemucs: four stems with players and downloads.
+        page.get_by_text("Not separated yet.").wait_for()
+        page.get_by_role("button", name="Separate").click()
+        page.get_by_text("Separation queued").wait_for()
+        page.locator(".q-badge", has_text="completed").nth(1).wait_for(timeout=90_000)
+        page.get_by_role("link", name="Download all (ZIP)").wait_for()
+        assert page.locator("audio").count() == 1 + 4  # the track and its four stems
+        names = page.locator(".w-24").all_inner_texts()
+        assert {"Vocals", "Drums", "Bass", "Other"} <= set(names)

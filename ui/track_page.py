@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
-from sqlmodel import col, select
 
-from core import tracks
+from core import stems, tracks, user_settings
+from core.analysis import results as analysis_results
 from core.errors import NotFound, StemForgeError
+from core.separation import MODELS
+from core.settings import get_settings
 from data.db import session_scope
 from data.files import public_url
 from data.models import AnalysisResult, Stem, Track, User
@@ -19,33 +21,17 @@ from ui import context
 from ui.jobs_view import jobs_view
 from ui.session import csrf_token, page_user
 from ui.theme import frame
-from workers.submit import submit_analysis
+from workers.submit import submit_analysis, submit_processing
 
 
-async def _latest_stems(track_id: uuid.UUID) -> list[Stem]:
+async def _results(user: User, track_id: uuid.UUID) -> tuple[list[Stem], AnalysisResult | None]:
     async with session_scope() as db:
-        latest_job = (
-            await db.exec(
-                select(Stem.job_id).where(Stem.track_id == track_id).order_by(col(Stem.created_at).desc()).limit(1)
-            )
-        ).first()
-        if latest_job is None:
-            return []
-        rows = await db.exec(
-            select(Stem).where(Stem.track_id == track_id, Stem.job_id == latest_job).order_by(col(Stem.stem_type))
-        )
-        return list(rows.all())
-
-
-async def _latest_analysis(track_id: uuid.UUID) -> AnalysisResult | None:
-    async with session_scope() as db:
-        rows = await db.exec(
-            select(AnalysisResult)
-            .where(AnalysisResult.track_id == track_id, col(AnalysisResult.stem_id).is_(None))
-            .order_by(col(AnalysisResult.created_at).desc())
-            .limit(1)
-        )
-        return rows.first()
+        stem_rows = await stems.latest_stems(db, user.id, track_id)
+        try:
+            analysis = await analysis_results.latest(db, user.id, track_id=track_id)
+        except NotFound:
+            analysis = None
+        return stem_rows, analysis
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
@@ -100,16 +86,50 @@ async def _start(action: str, start) -> None:  # noqa: ANN001  (a zero-argument 
     ui.notify(f"{action} queued", type="positive")
 
 
-def _actions(user: User, track: Track) -> None:
+def _actions(user: User, track: Track, defaults: dict[str, Any]) -> None:
+    ready = "" if track.audio_path else " disable"
     with ui.card().classes("w-full gap-2").mark("actions"):
         ui.label("Actions").classes("text-lg font-semibold")
         with ui.row().classes("items-center gap-3"):
+            model = (
+                ui.select(
+                    {m.name: f"{m.name} ({m.stems} stems)" for m in MODELS},
+                    value=defaults["default_model"],
+                    label="Model",
+                )
+                .props("outlined dense")
+                .classes("w-56")
+            )
+            engine = (
+                ui.select(
+                    {"local": "Local (Demucs)", "lalalai": "lalal.ai cloud"},
+                    value=defaults["default_engine"],
+                    label="Engine",
+                )
+                .props("outlined dense")
+                .classes("w-48")
+            )
+            ui.button(
+                "Separate",
+                on_click=lambda: _start(
+                    "Separation",
+                    lambda db: submit_processing(
+                        db,
+                        context.events(),
+                        user.id,
+                        get_settings(),
+                        track_id=track.id,
+                        model=model.value,
+                        engine=engine.value,
+                    ),
+                ),
+            ).props("color=primary unelevated" + ready).mark("separate")
             ui.button(
                 "Analyze",
                 on_click=lambda: _start(
                     "Analysis", lambda db: submit_analysis(db, context.events(), user.id, track_id=track.id)
                 ),
-            ).props("color=primary unelevated" + ("" if track.audio_path else " disable")).mark("analyze")
+            ).props("outline" + ready).mark("analyze")
 
 
 async def render_track(user: User, track: Track) -> None:
@@ -128,10 +148,13 @@ async def render_track(user: User, track: Track) -> None:
 
     @ui.refreshable
     async def results() -> None:
-        _stems_card(track, await _latest_stems(track.id))
-        _analysis_card(await _latest_analysis(track.id))
+        stem_rows, analysis = await _results(user, track.id)
+        _stems_card(track, stem_rows)
+        _analysis_card(analysis)
 
-    _actions(user, track)
+    async with session_scope() as db:
+        defaults = await user_settings.view(db, user, get_settings())
+    _actions(user, track, defaults)
     with ui.card().classes("w-full"):
         ui.label("Jobs").classes("text-lg font-semibold")
         await jobs_view(user.id, track_id=track.id, limit=200, on_finished=lambda _e: results.refresh())
