@@ -9,16 +9,24 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import events, ui
 
-from core import tracks
+from core import spotify, tracks, user_settings
 from core.errors import StemForgeError
 from core.settings import get_settings
 from data.db import session_scope
 from data.files import FileStore
 from data.models import User
+from ui import context
+from ui.jobs_view import jobs_view
 from ui.session import csrf_token, page_user
 from ui.theme import frame
+from workers import submit
 
 PAGE_SIZE = 25
+
+
+async def _default_quality(user: User) -> str:
+    async with session_scope() as db:
+        return (await user_settings.view(db, user, get_settings()))["default_quality"]
 
 
 def _duration(seconds: int | None) -> str:
@@ -43,6 +51,27 @@ async def _store_upload(user: User, upload: events.UploadEventArguments) -> None
             ui.notify(f"{upload.file.name}: {exc.message}", type="negative")
             return
     ui.notify(f"Added {track.artist + ' - ' if track.artist else ''}{track.title}", type="positive")
+
+
+QUALITIES = {"high": "MP3 320 kbps", "medium": "MP3 192 kbps", "low": "MP3 128 kbps", "lossless": "FLAC"}
+
+
+async def _import_link(user: User, url: str, quality: str) -> str | None:
+    """Start a download (track links) or add an album/playlist's tracks; returns what happened, for a notice."""
+    settings = get_settings()
+    url = (url or "").strip()
+    if not url:
+        return None
+    async with session_scope() as db:
+        if submit.is_spotify_link(url) and spotify.parse_spotify_url(url).kind != "track":
+            imported = await spotify.import_url(db, user.id, url, spotify.get_catalog(settings))
+            for track in imported.tracks:
+                await submit.submit_download(
+                    db, context.events(), user.id, settings, url=track.spotify_url or "", quality=quality
+                )
+            return f"Downloading {len(imported.tracks)} tracks of the {imported.kind}"
+        await submit.submit_download(db, context.events(), user.id, settings, url=url, quality=quality)
+    return "Download queued"
 
 
 @ui.page("/")
@@ -99,8 +128,33 @@ async def library_page(request: Request):
         state.update(q=e.value or "", page=1)
         track_table.refresh()
 
+    async def on_import() -> None:
+        try:
+            notice = await _import_link(user, link.value, quality.value)
+        except StemForgeError as exc:
+            ui.notify(exc.message, type="negative")
+            return
+        if notice:
+            link.value = ""
+            ui.notify(notice, type="positive")
+            track_table.refresh()
+
     with frame("Library", user, csrf_token(request)):
         ui.label("Your library").classes("text-2xl font-semibold")
+        with ui.row().classes("w-full items-center gap-2 no-wrap"):
+            link = (
+                ui.input("Paste a Spotify track, album or playlist link, or any audio link")
+                .props("outlined dense clearable")
+                .classes("grow")
+                .on("keydown.enter", on_import)
+                .mark("import-link")
+            )
+            quality = (
+                ui.select(QUALITIES, value=await _default_quality(user), label="Quality")
+                .props("outlined dense")
+                .classes("w-44")
+            )
+            ui.button("Import", on_click=on_import).props("color=primary unelevated").mark("import")
         ui.upload(
             label="Drop audio files here (WAV, FLAC, MP3, OGG, M4A)",
             multiple=True,
@@ -112,3 +166,5 @@ async def library_page(request: Request):
             "w-full"
         ).mark("search")
         await track_table()
+        with ui.expansion("Recent jobs", value=True).classes("w-full"):
+            await jobs_view(user.id, limit=8, on_finished=lambda _e: track_table.refresh())

@@ -1,0 +1,28 @@
+"""A person in Chromium pastes an audio link into the library and watches it download live."""
+
+from __future__ import annotations
+
+from tests.browser import chromium
+from tests.conftest import PASSWORD, Server
+
+
+def test_import_a_link_from_the_library(server: Server, user, audio_server) -> None:
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(server.url + "/users/log-in")
+        page.get_by_label("E-mail").fill(user.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(server.url + "/")
+
+        page.get_by_label("Paste a Spotify track").fill("not a link")
+        page.get_by_role("button", name="Import").click()
+        page.get_by_text("must be an http(s) URL").wait_for()
+
+        page.get_by_label("Paste a Spotify track").fill(audio_server.url + "/slow/2/Night%20Drive.wav")
+        page.get_by_role("button", name="Import").click()
+        page.get_by_text("Download queued").wait_for()
+        page.locator(".q-badge", has_text="downloading").wait_for(timeout=30_000)
+        page.locator(".q-badge", has_text="completed").wait_for(timeout=60_000)
+        page.locator("td", has_text="MP3").wait_for()  # the library row now has its audio
+        assert page.locator("td", has_text="Night Drive").count() == 1
