@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import unicodedata
-import uuid
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -16,7 +15,8 @@ from fastapi.responses import JSONResponse
 
 from core import jobs
 from core.analysis import record, results
-from core.api.deps import CurrentUser, HeavyUser, SessionDep, parse_uuid
+from core.api.deps import CurrentUser, HeavyUser, SessionDep
+from core.api.ids import id_or_404
 from core.api.routes.jobs import job_id_of
 from core.api.schemas import (
     AnalysisExport,
@@ -37,13 +37,6 @@ router = APIRouter(prefix="/api/analysis", tags=["analysis"])
 export_router = APIRouter(prefix="/export", tags=["export"])
 
 _errors = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 429: {"model": ErrorOut}}
-
-
-def _id_of(value: str, what: str) -> uuid.UUID:
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise NotFound(what)
-    return parsed
 
 
 def _analysis_out(row: AnalysisResult) -> AnalysisOut:
@@ -77,7 +70,7 @@ async def analysis_job(job_id: str, user: CurrentUser, session: SessionDep) -> E
 @router.get("/stem/{stem_id}", response_model=Envelope[AnalysisOut], responses=_errors)
 async def latest_stem_analysis(stem_id: str, user: CurrentUser, session: SessionDep) -> Envelope[AnalysisOut]:
     """The newest analysis of one stem (404 when it was never analysed)."""
-    row = await results.latest(session, user.id, stem_id=_id_of(stem_id, "analysis"))
+    row = await results.latest(session, user.id, stem_id=id_or_404(stem_id, "analysis"))
     return Envelope(data=_analysis_out(row))
 
 
@@ -85,7 +78,7 @@ async def latest_stem_analysis(stem_id: str, user: CurrentUser, session: Session
 @router.get("/{track_id}", response_model=Envelope[AnalysisOut], responses=_errors)
 async def latest_track_analysis(track_id: str, user: CurrentUser, session: SessionDep) -> Envelope[AnalysisOut]:
     """The newest analysis of the track's own audio (404 when it was never analysed)."""
-    row = await results.latest(session, user.id, track_id=_id_of(track_id, "analysis"))
+    row = await results.latest(session, user.id, track_id=id_or_404(track_id, "analysis"))
     return Envelope(data=_analysis_out(row))
 
 
@@ -107,7 +100,7 @@ def export_filename(title: str, artist: str) -> str:
 @export_router.get("/analysis/{track_id}", response_model=AnalysisExport, responses=_errors)
 async def export_analysis(track_id: str, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """The newest analysis of the track as a JSON file to download (session cookie or bearer token)."""
-    track = await get_track(session, user.id, _id_of(track_id, "track"))
+    track = await get_track(session, user.id, id_or_404(track_id, "track"))
     row = await results.latest(session, user.id, track_id=track.id)
     body = AnalysisExport(track_id=track.id, title=track.title, artist=track.artist,
                           analysis=record.to_result(row))

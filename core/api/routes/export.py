@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from core import stem_export, stems
-from core.api.deps import CurrentUser, SessionDep, StoreDep, parse_uuid
+from core.api.deps import CurrentUser, SessionDep, StoreDep
+from core.api.ids import id_or_404
 from core.api.routes.analysis import attachment
 from core.api.routes.files import StoredFileResponse, media_type
 from core.api.schemas import ErrorOut
-from core.errors import NotFound
 from core.tracks import get_track
 
 router = APIRouter(prefix="/export", tags=["export"])
@@ -27,10 +27,7 @@ _errors = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 429: {"model": Er
 async def export_stem(stem_id: str, request: Request, user: CurrentUser, session: SessionDep,
                       store: StoreDep) -> FileResponse:
     """One stem as a download named "Artist - Title - vocals.wav"; answers `Range` with 206."""
-    parsed = parse_uuid(stem_id)
-    if parsed is None:
-        raise NotFound("stem")
-    stem = await stems.get_stem(session, user.id, parsed)
+    stem = await stems.get_stem(session, user.id, id_or_404(stem_id, "stem"))
     track = await get_track(session, user.id, stem.track_id)
     path = stem_export.stem_path(store, stem)
     return StoredFileResponse(path, media_type=media_type(path), headers={
@@ -46,10 +43,7 @@ router.add_api_route("/stem/{stem_id}", export_stem, methods=["HEAD"], include_i
 async def export_stems(track_id: str, user: CurrentUser, session: SessionDep, store: StoreDep) -> StreamingResponse:
     """The stems of the track's newest completed separation as one ZIP ("Artist - Title (stems).zip", each
     entry named like a single stem download), streamed as it is built with its exact `Content-Length`."""
-    parsed = parse_uuid(track_id)
-    if parsed is None:
-        raise NotFound("track")
-    track = await get_track(session, user.id, parsed)
+    track = await get_track(session, user.id, id_or_404(track_id, "track"))
     archive = stem_export.stems_archive(store, track, await stems.latest_stems(session, user.id, track.id))
     return StreamingResponse(archive.chunks(), media_type="application/zip", headers={
         "Content-Length": str(archive.size), "Content-Disposition": attachment(archive.filename),

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from core import jobs
-from core.api.deps import CurrentUser, SessionDep, parse_uuid
+from core.api.deps import CurrentUser, SessionDep
+from core.api.ids import id_or_404
 from core.api.schemas import Envelope, ErrorOut, JobKind, JobOut, JobPage, JobStatus, PageMeta
-from core.errors import NotFound
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -18,10 +18,7 @@ _errors = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 429: {"model": Er
 
 
 def job_id_of(value: str) -> uuid.UUID:
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise NotFound("job")
-    return parsed
+    return id_or_404(value, "job")
 
 
 @router.get("", response_model=JobPage, responses=_errors)

@@ -8,7 +8,6 @@ field; cross-site JSON needs a CORS preflight that this server never grants.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -25,9 +24,9 @@ from core.api.deps import (
     browser_session,
     check_csrf,
     login_limit,
-    parse_uuid,
     write_session,
 )
+from core.api.ids import id_or_404
 from core.api.schemas import (
     Credentials,
     Envelope,
@@ -40,7 +39,7 @@ from core.api.schemas import (
     TokenOut,
     UserOut,
 )
-from core.errors import NotFound, StemForgeError
+from core.errors import StemForgeError
 from data.models import User
 
 router = APIRouter(prefix="/users", tags=["accounts"])
@@ -216,8 +215,5 @@ async def create_token(request: Request, user: BrowserUser, session: SessionDep)
 
 @router.delete("/tokens/{token_id}", status_code=204, responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}})
 async def revoke_token(token_id: str, user: BrowserUser, session: SessionDep) -> Response:
-    parsed: uuid.UUID | None = parse_uuid(token_id)
-    if parsed is None:
-        raise NotFound("token")
-    await accounts.revoke_token(session, user, parsed)
+    await accounts.revoke_token(session, user, id_or_404(token_id, "token"))
     return Response(status_code=204)
