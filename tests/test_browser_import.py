@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from tests.browser import chromium
+from tests.browser import chromium, log_in
 from tests.conftest import PASSWORD, Server
 
 
 def test_import_a_link_from_the_library(server: Server, user, audio_server) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(server.url + "/users/log-in")
-        page.get_by_label("E-mail").fill(user.email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(server.url + "/")
+        log_in(page, server.url, user.email, PASSWORD)
 
         page.get_by_label("Paste a Spotify track").fill("not a link")
         page.get_by_role("button", name="Import").click()

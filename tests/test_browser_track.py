@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.browser import chromium
+from tests.browser import chromium, log_in
 from tests.conftest import PASSWORD, Server
 from tests.synth import song
 from tests.test_tracks import upload
@@ -15,11 +15,7 @@ def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path
     track = upload(user.api, clip).json()["data"]
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(server.url + "/users/log-in")
-        page.get_by_label("E-mail").fill(user.email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(server.url + "/")
+        log_in(page, server.url, user.email, PASSWORD)
         page.locator("td", has_text="A minor groove").click()
         page.wait_for_url(f"**/tracks/{track['id']}")
         page.get_by_text("Not analysed yet.").wait_for()
