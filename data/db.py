@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 _engine: AsyncEngine | None = None
@@ -61,6 +61,14 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def connection_scope() -> AsyncIterator[AsyncConnection]:
+    """A Core connection for a hot read of plain rows: no ORM session to set up and tear down, no
+    identity map or instance state per row. Rolled back (nothing to undo for a read) when returned."""
+    async with get_engine().connect() as conn:
+        yield conn
 
 
 async def dispose_engine() -> None:

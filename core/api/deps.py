@@ -120,20 +120,36 @@ def _client_key(request: Request) -> str:
     return "ip:" + (request.client.host if request.client else "unknown")
 
 
-async def api_user(request: Request, session: SessionDep) -> User:
-    """Bearer token (API clients) or session cookie (the browser app); then the per-user limit."""
+async def _token_user(token: str) -> User | None:
+    """The token's owner: from the per-process token cache when it is there (no database session at
+    all), else from one short session of its own."""
+    user = accounts.cached_token_user(token)
+    if user is None:
+        async with session_scope() as session:
+            found = await accounts.user_for_token(session, token)
+        user = found[0] if found is not None else None
+    return user
+
+
+async def api_user(request: Request) -> User:
+    """Bearer token (API clients) or session cookie (the browser app); then the per-user limit.
+
+    The user is a detached, read-only snapshot (routes use ``user.id``): it may be the token cache's
+    shared instance, so never change it or add it to a session; load the row to change the account.
+    Taking no ``SessionDep`` here means a route that needs no ORM session pays for none.
+    """
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization")
     user: User | None = None
     if header:
         scheme, _, token = header.partition(" ")
-        found = await accounts.user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
-        if found is None:
+        user = await _token_user(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
             await _limit(request, "api", settings.rate_limit_api, _client_key(request))
             raise Unauthorized("Invalid or revoked API token")
-        user = found[0]
     else:
-        user = await cookie_user(request, session)
+        async with session_scope() as session:
+            user = await cookie_user(request, session)
         if user is None:
             await _limit(request, "api", settings.rate_limit_api, _client_key(request))
             raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")

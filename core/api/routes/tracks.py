@@ -12,6 +12,7 @@ from core.api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep, parse_
 from core.api.presenters import track_out
 from core.api.schemas import Envelope, ErrorOut, PageMeta, TrackOut, TrackPage, TrackPatch
 from core.errors import NotFound, PayloadTooLarge
+from data.db import connection_scope
 
 router = APIRouter(prefix="/api/tracks", tags=["tracks"])
 
@@ -43,9 +44,11 @@ async def list_tracks(
 
 
 @router.get("/{track_id}", response_model=Envelope[TrackOut], responses=_errors)
-async def get_track(track_id: str, user: CurrentUser, session: SessionDep) -> Envelope[TrackOut]:
-    track = await tracks.get_track(session, user.id, _track_id(track_id))
-    return Envelope(data=track_out(track))
+async def get_track(track_id: str, user: CurrentUser) -> Envelope[TrackOut]:
+    # A Core connection rather than an ORM session: the hottest read of the API needs no ORM objects.
+    async with connection_scope() as conn:
+        row = await tracks.read_track(conn, user.id, _track_id(track_id))
+    return Envelope(data=track_out(row))
 
 
 @router.patch("/{track_id}", response_model=Envelope[TrackOut], responses={**_errors, 422: {"model": ErrorOut}})
