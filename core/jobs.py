@@ -18,7 +18,6 @@ A cancelled job ends with a ``job:progress`` whose status is ``cancelled``.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import EventLog, PendingEvent
 from data.models import Job, utcnow
+from data.pagination import Page
 
 KINDS = ("download", "processing", "analysis")
 QUEUED, DOWNLOADING, PROCESSING = "queued", "downloading", "processing"
@@ -68,18 +68,6 @@ class Claim:
     @property
     def status(self) -> str:
         return running_status(self.kind)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Job]
-    page: int
-    page_size: int
-    total_count: int
-
-    @property
-    def total_pages(self) -> int:
-        return max(1, math.ceil(self.total_count / self.page_size)) if self.page_size else 1
 
 
 # --- event payloads -------------------------------------------------------------------------------
@@ -127,7 +115,7 @@ async def get_job_for_user(session: AsyncSession, user_id: uuid.UUID, job_id: uu
 
 
 async def list_jobs(session: AsyncSession, user_id: uuid.UUID, *, kind: str | None = None,
-                    status: str | None = None, page: int = 1, page_size: int = 20) -> Page:
+                    status: str | None = None, page: int = 1, page_size: int = 20) -> Page[Job]:
     """The user's jobs, newest first."""
     where = [Job.user_id == user_id]
     if kind:

@@ -8,14 +8,10 @@ params, and the shape of its result, so a refusal reads the same wherever it is 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import InvalidInput
 from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL, ENGINES, MODEL_NAMES
-from data.models import Track
 
 KIND = "processing"
 LOCAL, LALALAI = "local", "lalalai"
@@ -31,19 +27,6 @@ def check_choice(model: str, engine: str) -> tuple[str, str]:
     if details:
         raise InvalidInput("; ".join(details.values()), details=details)
     return model, engine
-
-
-async def separable_track(session: AsyncSession, user_id: uuid.UUID, track_id: uuid.UUID) -> Track:
-    """The user's track, ready to separate: ``NotFound`` for a missing or foreign track (the same
-    answer, so ids of other users reveal nothing), ``Conflict`` ``audio_not_ready`` while its audio
-    has not arrived (a Spotify import not downloaded yet, a download still running or failed)."""
-    track = await session.get(Track, track_id)
-    if track is None or track.user_id != user_id:
-        raise NotFound("track")
-    if not track.audio_path:
-        raise Conflict("The track's audio is not there yet; download it first, then separate it",
-                       code="audio_not_ready")
-    return track
 
 
 def job_params(model: str = DEFAULT_MODEL, engine: str = DEFAULT_ENGINE) -> dict[str, Any]:

@@ -7,11 +7,9 @@ like a track that does not exist.
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,23 +20,12 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import audio_io
-from core.errors import InvalidAudio, NotFound, PayloadTooLarge
+from core.errors import Conflict, InvalidAudio, NotFound, PayloadTooLarge
 from data.files import FileStore, safe_filename
 from data.models import AnalysisResult, EditOperation, Job, JobEvent, Stem, Track, utcnow
+from data.pagination import Page
 
 COPY_CHUNK = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Track]
-    page: int
-    page_size: int
-    total_count: int
-
-    @property
-    def total_pages(self) -> int:
-        return max(1, math.ceil(self.total_count / self.page_size)) if self.page_size else 1
 
 
 def _escape_like(text: str) -> str:
@@ -47,7 +34,7 @@ def _escape_like(text: str) -> str:
 
 async def list_tracks(
     session: AsyncSession, user_id: uuid.UUID, *, page: int = 1, page_size: int = 20, search: str = ""
-) -> Page:
+) -> Page[Track]:
     where = [Track.user_id == user_id]
     if search.strip():
         pattern = f"%{_escape_like(search.strip().lower())}%"
@@ -89,6 +76,17 @@ async def read_track(conn: AsyncConnection, user_id: uuid.UUID, track_id: uuid.U
     if row is None:
         raise NotFound("track")
     return row
+
+
+async def track_with_audio(session: AsyncSession, user_id: uuid.UUID, track_id: uuid.UUID, action: str) -> Track:
+    """The user's track, with its audio on disk: ``NotFound`` for a missing or foreign track, ``Conflict``
+    ``audio_not_ready`` while the audio has not arrived (a Spotify import not downloaded yet, a download
+    still running or failed). ``action`` completes the sentence: "download it first, then {action} it"."""
+    track = await get_track(session, user_id, track_id)
+    if not track.audio_path:
+        raise Conflict(f"The track's audio is not there yet; download it first, then {action} it",
+                       code="audio_not_ready")
+    return track
 
 
 async def update_track(

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import jobs, lalalai_account, processing, spotify
+from core import jobs, lalalai_account, processing, spotify, tracks
 from core.analysis import parse_features
 from core.analysis.sources import audio_source
 from core.downloader import DEFAULT_QUALITY, title_from_url
@@ -58,7 +58,7 @@ async def submit_processing(
     not the user's track: NotFound; no audio yet: Conflict ``audio_not_ready``; the lalal.ai engine
     without a stored license key: LalalaiKeyError (401) saying where to set it."""
     model, engine = processing.check_choice(model, engine)
-    track = await processing.separable_track(session, user_id, track_id)
+    track = await tracks.track_with_audio(session, user_id, track_id, "separate")
     if engine == processing.LALALAI:
         await lalalai_account.license_key(session, user_id, settings)
     job = await jobs.create_job(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core import tracks
+from core.errors import InvalidInput, NotFound
 from data.models import Stem, Track
 
 
@@ -49,10 +50,6 @@ async def audio_source(session: AsyncSession, user_id: uuid.UUID, *, track_id: u
         if track is None or track.user_id != user_id:
             raise NotFound("stem")
         return AudioSource(track, stem, stem.path)
-    track = await session.get(Track, track_id)
-    if track is None or track.user_id != user_id:
-        raise NotFound("track")
-    if not track.audio_path:
-        raise Conflict("The track's audio is not there yet; download it first, then analyse it",
-                       code="audio_not_ready")
+    assert track_id is not None
+    track = await tracks.track_with_audio(session, user_id, track_id, "analyse")
     return AudioSource(track, None, track.audio_path)
