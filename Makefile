@@ -50,8 +50,13 @@ test: install-test services browser js-deps
 lint: install-test
 	$(BIN)/ruff check .
 
-bench: install-test
+# Every benchmark; each prints its figures beside their targets and ends with one JSON line.
+bench: install-test services
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/events.py
+	$(BIN)/python bench/download.py
+	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/separate.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
