@@ -67,6 +67,7 @@ def test_separation_uploads_splits_downloads_and_deletes(lalalai: FakeLalalai, t
     assert percents(calls) == sorted(percents(calls))
     # 3 seconds, 3 stems: lalal.ai charged 0.15 minutes.
     assert lalalai.keys[LALALAI_KEY] == pytest.approx(100 - 0.15)
+    assert cloud.charged_minutes(3.0, "htdemucs") == pytest.approx(0.15)
 
 
 def test_six_stem_model_and_flac(lalalai: FakeLalalai, tmp_path: Path) -> None:
@@ -159,6 +160,12 @@ def test_refusals_and_failures(lalalai: FakeLalalai, tmp_path: Path) -> None:
     nowhere = Settings(data_dir=tmp_path, lalalai_api_url="http://127.0.0.1:9", lalalai_poll_interval_s=0.01)
     with pytest.raises(TransientError, match="could not be reached"):
         cloud.quota(LALALAI_KEY, settings=nowhere)
+    lalalai.keys[LALALAI_KEY] = 100.0
+    with cloud.LalalaiClient(LALALAI_KEY, settings=settings) as client:
+        task_id = client.split(client.upload(audio).id, ["vocals"])
+        with pytest.raises(TransientError, match="did not finish"):
+            client.wait(task_id, max_wait_s=0)
+    assert lalalai.tasks[task_id].status == "cancelled"
     with pytest.raises(BadInput, match="Unknown model"):
         cloud.separate(audio, tmp_path / "s", "spleeter", LALALAI_KEY, settings=settings)
     assert not (tmp_path / "s").exists()

@@ -11,7 +11,16 @@ Importing this package loads no torch: the web process lists models without the 
 ``local`` and ``windowed`` import it when a worker or the CLI needs them.
 """
 
-from core.separation.catalog import DEFAULT_MODEL, MODEL_NAMES, MODELS, ModelInfo, model_info
+from core.separation.catalog import (
+    DEFAULT_ENGINE,
+    DEFAULT_MODEL,
+    ENGINES,
+    MODEL_NAMES,
+    MODELS,
+    ModelInfo,
+    model_info,
+)
 from core.separation.stems import StemFile
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "MODEL_NAMES", "ModelInfo", "StemFile", "model_info"]
+__all__ = ["DEFAULT_ENGINE", "DEFAULT_MODEL", "ENGINES", "MODELS", "MODEL_NAMES", "ModelInfo", "StemFile",
+           "model_info"]

@@ -35,6 +35,9 @@ MODELS: tuple[ModelInfo, ...] = (
 )
 MODEL_NAMES: tuple[str, ...] = tuple(m.name for m in MODELS)
 DEFAULT_MODEL = "htdemucs"
+# `engine` of POST /api/processing/separate: demucs on this machine, or the lalal.ai cloud API.
+ENGINES: tuple[str, ...] = ("local", "lalalai")
+DEFAULT_ENGINE = "local"
 
 
 def model_info(name: str) -> ModelInfo:

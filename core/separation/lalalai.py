@@ -190,9 +190,11 @@ class LalalaiClient:
     def check(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         return dict(self._post("/check/", json={"task_ids": task_ids})["result"])
 
-    def wait(self, task_id: str, progress: ProgressFn = no_progress) -> list[dict[str, Any]]:
+    def wait(self, task_id: str, progress: ProgressFn = no_progress, *,
+             max_wait_s: float = 4 * 3600.0) -> list[dict[str, Any]]:
         """Check until the task ends; returns its tracks. If ``progress`` raises JobCancelled, the task
         is cancelled on lalal.ai too before the exception goes on."""
+        deadline = time.monotonic() + max_wait_s
         while True:
             state = self.check([task_id]).get(task_id) or {}
             status = state.get("status")
@@ -213,6 +215,9 @@ class LalalaiClient:
             except JobCancelled:
                 self._cancel_quietly(task_id)
                 raise
+            if time.monotonic() > deadline:
+                self._cancel_quietly(task_id)
+                raise TransientError(f"lalal.ai did not finish the task within {max_wait_s / 3600:g} hours")
             time.sleep(self.poll_interval)
 
     def download(self, url: str, dest: Path) -> int:
@@ -254,6 +259,12 @@ class LalalaiClient:
 
 
 # --- what routes and jobs call -------------------------------------------------------------------------
+
+
+def charged_minutes(duration_s: float, model: str) -> float:
+    """What lalal.ai charges for separating ``duration_s`` seconds with ``model``: the track's minutes
+    once per requested stem. A job records it so the quota can show ``used_minutes``."""
+    return duration_s / 60.0 * len(STEM_LISTS[model_info(model).name])
 
 
 def separate(audio: Path, out_dir: Path, model: str = DEFAULT_MODEL, license_key: str = "",

@@ -85,14 +85,18 @@ def _sig(name: str, i: int) -> str:
 
 
 def build_model_repo(folder: Path, names: tuple[str, ...] = ("htdemucs", "htdemucs_ft", "htdemucs_6s", "mdx_extra"),
-                     seed: int = 0) -> Path:
-    """Write tiny models for ``names`` into ``folder`` (created); returns the folder."""
+                     seed: int = 0, htdemucs_segment: Fraction | None = None) -> Path:
+    """Write tiny models for ``names`` into ``folder`` (created); returns the folder.
+
+    ``htdemucs_segment`` gives the ``htdemucs`` model another segment (the published one is 39/5 s).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     for name in names:
         if name == "htdemucs":
             sig = _sig(name, 0)
-            save_checkpoint(HTDemucs(FOUR, **TINY_HTDEMUCS), folder, sig)
+            kwargs = {**TINY_HTDEMUCS, "segment": htdemucs_segment or TINY_HTDEMUCS["segment"]}
+            save_checkpoint(HTDemucs(FOUR, **kwargs), folder, sig)
             write_bag(folder, name, [sig])
         elif name == "htdemucs_ft":
             sigs = [_sig(name, i) for i in range(4)]
@@ -113,11 +117,14 @@ def build_model_repo(folder: Path, names: tuple[str, ...] = ("htdemucs", "htdemu
     return folder
 
 
-def build_full_htdemucs(folder: Path, seed: int = 0) -> Path:
-    """The real htdemucs architecture (42 M parameters), randomly initialised, as ``htdemucs`` in ``folder``."""
+def build_full_htdemucs(folder: Path, seed: int = 0, **overrides: Any) -> Path:
+    """The real htdemucs architecture (42 M parameters), randomly initialised, as ``htdemucs`` in ``folder``.
+
+    ``overrides`` change hyper-parameters (e.g. fewer channels for a cheap model with the real segment).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     sig = "955717e8"  # the published model's signature, so the folder looks like demucs' own
-    save_checkpoint(HTDemucs(FOUR, **HTDEMUCS_FULL), folder, sig)
+    save_checkpoint(HTDemucs(FOUR, **{**HTDEMUCS_FULL, **overrides}), folder, sig)
     write_bag(folder, "htdemucs", [sig])
     return folder
