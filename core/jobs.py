@@ -106,10 +106,12 @@ async def create_job(session: AsyncSession, events: EventLog, user_id: uuid.UUID
     return job
 
 
-async def get_job_for_user(session: AsyncSession, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
-    """The job, or NotFound: someone else's job is reported exactly like a missing one."""
+async def get_job_for_user(session: AsyncSession, user_id: uuid.UUID, job_id: uuid.UUID,
+                           kind: str | None = None) -> Job:
+    """The job (of ``kind``, when given), or NotFound: someone else's job, or one of another kind asked
+    for under a kind's own route, is reported exactly like a missing one."""
     job = await session.get(Job, job_id, populate_existing=True)
-    if job is None or job.user_id != user_id:
+    if job is None or job.user_id != user_id or (kind is not None and job.kind != kind):
         raise NotFound("job")
     return job
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import tests.jobs as tests_jobs
 from core.analysis import ALLOWED
 from core.settings import Settings
 from data.db import make_engine
@@ -29,11 +29,10 @@ from data.models import AnalysisResult, Stem
 from tests import synth
 from tests.conftest import Server, User, error_of
 from tests.fakes.spotify import FakeSpotify
-from tests.phoenix import PhxClient
+from tests.jobs import follow_job
 
 pytestmark = pytest.mark.postgres
 
-FINAL = ("completed", "failed", "cancelled")
 BPM = 128
 KEY = "A minor"
 
@@ -72,25 +71,8 @@ def start(user: User, **body: Any) -> dict[str, Any]:
     return out["data"]
 
 
-def follow(server: Server, user: User, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every event of the job from the start up to job:completed / job:failed, over /socket."""
-    with PhxClient(server.url, user.token) as client:
-        _, reply = client.join(f"jobs:{job_id}", {"since": 0})
-        assert reply[4]["status"] == "ok", reply
-        frames = client.events(timeout=90)
-    return [(f[3], f[4]) for f in frames]
 
 
-def wait_job(user: User, job_id: str, timeout: float = 90.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = user.api.get(f"/api/analysis/job/{job_id}")
-        assert r.status_code == 200, r.text
-        job = r.json()["data"]
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
-        time.sleep(0.1)
 
 
 def stored_path(server: Server, track: dict[str, Any]) -> Path:
@@ -354,3 +336,11 @@ def test_bad_audio_fails_the_job_with_a_readable_error(server: Server, user: Use
     assert user.api.get(f"/api/jobs/{queued['job_id']}").json()["data"]["attempts"] == 1  # bad input: no retry
     assert error_of(user.api.get(f"/api/analysis/{track['id']}")) == (404, "not_found")
     assert analysis_rows(server, queued["job_id"]) == []
+
+
+def follow(server: Server, user: User, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return follow_job(server.url, user.token, job_id, timeout=90.0)
+
+
+def wait_job(user: User, job_id: str) -> dict[str, Any]:
+    return tests_jobs.wait_job(user.api, f"/api/analysis/job/{job_id}", timeout=90.0)

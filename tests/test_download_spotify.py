@@ -10,13 +10,13 @@ the tagging module on every format the downloader produces.
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 
+import tests.jobs as tests_jobs
 from core.tagging import read_tags, write_tags
 from tests.audio import write_audio
 from tests.conftest import Server, User, error_of, register
@@ -27,17 +27,8 @@ from tests.phoenix import PhxClient
 
 pytestmark = pytest.mark.postgres
 
-FINAL = ("completed", "failed", "cancelled")
 
 
-def wait_job(user: User, job_id: str, timeout: float = 40.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = user.api.get(f"/api/jobs/{job_id}").json()["data"]
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
-        time.sleep(0.1)
 
 
 def post_download(user: User, **body: Any) -> dict[str, Any]:
@@ -242,3 +233,7 @@ def test_tags_on_every_format(tmp_path: Path, ext: str) -> None:
     assert names(path) == {"title": "Déjà Vu / Part 2", "artist": "Ana, Bo"}
     write_tags(path, title="New", artist="", album="Album")  # empty values leave what is there
     assert names(path) == {"title": "New", "artist": "Ana, Bo", "album": "Album"}
+
+
+def wait_job(user: User, job_id: str, timeout: float = 40.0) -> dict[str, Any]:
+    return tests_jobs.wait_job(user.api, f"/api/jobs/{job_id}", timeout=timeout)

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+import tests.jobs as tests_jobs
 from tests.conftest import Server, User, error_of, register
 from tests.fakes.audio_server import AudioServer
+from tests.jobs import FINAL
 from tests.phoenix import PhxClient
 
 pytestmark = pytest.mark.postgres
 
-FINAL = ("completed", "failed", "cancelled")
 
 
 def start_download(user: User, url: str, quality: str | None = None) -> tuple[str, str]:
@@ -33,14 +34,6 @@ def start_download(user: User, url: str, quality: str | None = None) -> tuple[st
     return data["job_id"], data["track_id"]
 
 
-def wait_job(user: User, job_id: str, statuses: tuple[str, ...] = FINAL, timeout: float = 40.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = user.api.get(f"/api/jobs/{job_id}").json()["data"]
-        if job["status"] in statuses:
-            return job
-        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -201,3 +194,7 @@ def test_download_request_validation(juser: User) -> None:
         assert r.status_code == 422, (body, r.text)
         assert field in r.json()["details"], r.json()
     assert juser.api.get("/api/jobs").json()["meta"]["total_count"] == 0
+
+
+def wait_job(user: User, job_id: str, statuses: tuple[str, ...] = FINAL, timeout: float = 40.0) -> dict[str, Any]:
+    return tests_jobs.wait_job(user.api, f"/api/jobs/{job_id}", statuses, timeout)

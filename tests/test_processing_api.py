@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -22,20 +21,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import tests.jobs as tests_jobs
 from core.separation.catalog import ENGINES, MODEL_NAMES
 from core.settings import Settings
 from data.db import make_engine
 from data.models import Stem
 from tests.conftest import Server, User, error_of, register
 from tests.fakes.spotify import FakeSpotify
-from tests.phoenix import PhxClient
+from tests.jobs import follow_job
 
 pytestmark = pytest.mark.postgres
 
 SR = 44100
 SECONDS = 2.5
 FRAMES = int(SR * SECONDS)
-FINAL = ("completed", "failed", "cancelled")
 FOUR = {"drums", "bass", "other", "vocals"}
 SPEC_MODELS = [
     {"name": "htdemucs", "description": "Hybrid Transformer Demucs - default 4-stem model", "stems": 4},
@@ -76,25 +75,8 @@ def separate(user: User, **body: Any) -> dict[str, Any]:
     return out["data"]
 
 
-def follow(server: Server, user: User, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every event of the job from the start up to job:completed / job:failed, over /socket."""
-    with PhxClient(server.url, user.token) as client:
-        _, reply = client.join(f"jobs:{job_id}", {"since": 0})
-        assert reply[4]["status"] == "ok", reply
-        frames = client.events(timeout=120)
-    return [(f[3], f[4]) for f in frames]
 
 
-def wait_job(user: User, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = user.api.get(f"/api/processing/job/{job_id}")
-        assert r.status_code == 200, r.text
-        job = r.json()["data"]
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job stuck in {job['status']}: {job}"
-        time.sleep(0.1)
 
 
 def stored_path(server: Server, url: str) -> Path:
@@ -358,3 +340,11 @@ def test_bad_audio_fails_the_job_with_a_readable_error(server: Server, user: Use
     assert stem_rows(server, queued["job_id"]) == []
     assert not (server.data_dir / "uploads" / "stems" / queued["job_id"]).exists()
     assert error_of(user.api.get(f"/export/stems/{track['id']}")) == (404, "not_found")
+
+
+def follow(server: Server, user: User, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return follow_job(server.url, user.token, job_id, timeout=120.0)
+
+
+def wait_job(user: User, job_id: str) -> dict[str, Any]:
+    return tests_jobs.wait_job(user.api, f"/api/processing/job/{job_id}", timeout=120.0)

@@ -27,7 +27,6 @@ from core.api.schemas import (
     ErrorOut,
     JobQueued,
 )
-from core.errors import NotFound
 from core.tracks import get_track
 from data.files import safe_filename
 from data.models import AnalysisResult
@@ -58,9 +57,7 @@ async def analyze(body: AnalyzeRequest, request: Request, user: HeavyUser, sessi
 @router.get("/job/{job_id}", response_model=Envelope[AnalysisJobOut], responses=_errors)
 async def analysis_job(job_id: str, user: CurrentUser, session: SessionDep) -> Envelope[AnalysisJobOut]:
     """The job's status; `result` holds the analysis once it completed, `error` says why it failed."""
-    job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id))
-    if job.kind != "analysis":
-        raise NotFound("job")
+    job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id), "analysis")
     return Envelope(data=AnalysisJobOut(
         id=job.id, status=job.status, progress=job.progress,  # type: ignore[arg-type]
         result=job.result if job.status == jobs.COMPLETED else None, error=job.error,

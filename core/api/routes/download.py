@@ -15,7 +15,6 @@ from core import jobs
 from core.api.deps import CurrentUser, HeavyUser, SessionDep, SettingsDep
 from core.api.routes.jobs import job_id_of
 from core.api.schemas import DownloadJobOut, DownloadRequest, Envelope, ErrorOut, JobQueued
-from core.errors import NotFound
 from workers.submit import submit_download
 
 router = APIRouter(prefix="/api/download", tags=["download"])
@@ -40,9 +39,7 @@ async def download_track(body: DownloadRequest, request: Request, user: HeavyUse
 
 @router.get("/job/{job_id}", response_model=Envelope[DownloadJobOut], responses=_errors)
 async def download_job(job_id: str, user: CurrentUser, session: SessionDep) -> Envelope[DownloadJobOut]:
-    job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id))
-    if job.kind != "download":
-        raise NotFound("job")
+    job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id), "download")
     result = job.result or {}
     done = job.status == jobs.COMPLETED
     return Envelope(data=DownloadJobOut(

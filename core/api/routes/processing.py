@@ -24,7 +24,6 @@ from core.api.schemas import (
     SeparateRequest,
     StemOut,
 )
-from core.errors import NotFound
 from core.processing import KIND
 from core.separation import MODELS, weights
 from workers.submit import submit_processing
@@ -51,9 +50,7 @@ async def separate(body: SeparateRequest, request: Request, user: HeavyUser, ses
 @router.get("/job/{job_id}", response_model=Envelope[ProcessingJobOut], responses=_errors)
 async def processing_job(job_id: str, user: CurrentUser, session: SessionDep) -> Envelope[ProcessingJobOut]:
     """The job's status; `stems` lists the stem records once it completed, `error` says why it failed."""
-    job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id))
-    if job.kind != KIND:
-        raise NotFound("job")
+    job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id), KIND)
     done = job.status == jobs.COMPLETED
     stems = [StemOut.model_validate(s) for s in (job.result or {}).get("stems", [])] if done else []
     return Envelope(data=ProcessingJobOut(
