@@ -22,8 +22,8 @@ from data.models import User as UserRow
 from data.models import UserSettings
 from tests.conftest import Server, User, error_of
 from tests.fakes.lalalai import GAINS, FakeLalalai
+from tests.jobs import FINAL
 from tests.test_processing_api import (
-    FINAL,
     SR,
     clip_bytes,
     db,
