@@ -18,24 +18,19 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import quote
 
 from core.downloader import DEFAULT_QUALITY, DownloadedAudio, download_audio
 from core.progress import BadInput, scaled
 from core.search import find_source
 from core.spotify import SpotifyError, SpotifyNotConfigured, SpotifyTrack, get_catalog, save_tracks
 from data.db import session_scope
-from data.files import FileStore
+from data.files import FileStore, public_url
 from data.models import Track, utcnow
 from workers.registry import JobContext, register
 
 # A Spotify track's share of the job's 0-100: metadata (when still missing), search, then the download.
 METADATA_END = 2.0
 SEARCH_END = 8.0
-
-
-def public_url(relative: str) -> str:
-    return "/files/" + quote(relative)
 
 
 async def _load_track(track_id: uuid.UUID) -> Track | None:
