@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import security
 from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from data.db import session_scope
 from data.models import ApiToken, User, UserSettings, utcnow
 
 MAX_PASSWORD_LENGTH = 256
@@ -237,6 +239,37 @@ def cached_token_user(token: str) -> User | None:
         return None
     cached = _token_cache.get(security.hash_api_token(token))
     return cached[0] if cached is not None else None
+
+
+# Token look-ups in flight, per event loop and token: when the cache entry of a busy client expires,
+# its many concurrent requests share one query instead of each opening a session of its own.
+_owner_lookups: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[User | None]] = {}
+
+
+async def token_owner(token: str) -> User | None:
+    """The owner of an active token, or None; for authenticating a request.
+
+    From the token cache when it is fresh (no session, no SQL); else one look-up in a short session
+    of its own, shared by every request of this event loop that asks for the same token meanwhile.
+    The ``User`` is a detached, read-only snapshot, possibly shared: read it, never change it.
+    """
+    user = cached_token_user(token)
+    if user is not None:
+        return user
+    key = (asyncio.get_running_loop(), token)
+    task = _owner_lookups.get(key)
+    if task is None:
+        task = asyncio.ensure_future(_look_up_owner(token))
+        _owner_lookups[key] = task
+        task.add_done_callback(lambda _done: _owner_lookups.pop(key, None))
+    # Shielded: one waiter giving up (a client hanging up) must not cancel the others' look-up.
+    return await asyncio.shield(task)
+
+
+async def _look_up_owner(token: str) -> User | None:
+    async with session_scope() as session:
+        found = await user_for_token(session, token)
+    return found[0] if found is not None else None
 
 
 async def user_for_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:

@@ -11,16 +11,16 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import Row, bindparam, func, or_
+from sqlalchemy import bindparam, func, or_
 from sqlalchemy import select as core_select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import audio_io
 from core.errors import Conflict, InvalidAudio, NotFound, PayloadTooLarge
+from data.db import fetch_one
 from data.files import FileStore, safe_filename
 from data.models import AnalysisResult, EditOperation, Job, JobEvent, Stem, Track, utcnow
 from data.pagination import Page
@@ -68,11 +68,11 @@ _TRACK_OF_OWNER = core_select(Track.__table__).where(
 )
 
 
-async def read_track(conn: AsyncConnection, user_id: uuid.UUID, track_id: uuid.UUID) -> Row:
+async def read_track(user_id: uuid.UUID, track_id: uuid.UUID) -> Any:
     """The track's row, columns named as ``Track``'s fields, for a read-only answer: one Core query
-    with the ownership check in its WHERE clause, without building an ORM instance."""
-    result = await conn.execute(_TRACK_OF_OWNER, {"track_id": track_id, "user_id": user_id})
-    row = result.first()
+    with the ownership check in its WHERE clause, no ORM session or instance (``data.db.fetch_one``
+    runs it inline on SQLite)."""
+    row = await fetch_one(_TRACK_OF_OWNER, {"track_id": track_id, "user_id": user_id})
     if row is None:
         raise NotFound("track")
     return row

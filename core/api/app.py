@@ -105,7 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     install_error_handlers(app)
     _openapi_with_envelope(app)
-    for router in (health.router, users.router, tracks.router, spotify.router, files.router):
+    # Tracks first: routes are matched in order, and GET /api/tracks/{id} is the most frequent request.
+    for router in (tracks.router, health.router, users.router, spotify.router, files.router):
         app.include_router(router)
     for router in (jobs.router, download.router, job_socket.router):
         app.include_router(router)

@@ -120,17 +120,6 @@ def _client_key(request: Request) -> str:
     return "ip:" + (request.client.host if request.client else "unknown")
 
 
-async def _token_user(token: str) -> User | None:
-    """The token's owner: from the per-process token cache when it is there (no database session at
-    all), else from one short session of its own."""
-    user = accounts.cached_token_user(token)
-    if user is None:
-        async with session_scope() as session:
-            found = await accounts.user_for_token(session, token)
-        user = found[0] if found is not None else None
-    return user
-
-
 async def api_user(request: Request) -> User:
     """Bearer token (API clients) or session cookie (the browser app); then the per-user limit.
 
@@ -143,7 +132,7 @@ async def api_user(request: Request) -> User:
     user: User | None = None
     if header:
         scheme, _, token = header.partition(" ")
-        user = await _token_user(token.strip()) if scheme.lower() == "bearer" else None
+        user = await accounts.token_owner(token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             await _limit(request, "api", settings.rate_limit_api, _client_key(request))
             raise Unauthorized("Invalid or revoked API token")

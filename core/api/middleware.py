@@ -88,10 +88,13 @@ class RateLimitHeaders:
             if message["type"] == "http.response.start":
                 state = scope.get("state", {}).get("ratelimit")
                 if state is not None:
-                    headers = MutableHeaders(scope=message)
-                    headers["X-RateLimit-Limit"] = str(state.limit)
-                    headers["X-RateLimit-Remaining"] = str(state.remaining)
-                    headers["X-RateLimit-Reset"] = str(state.reset_in)
+                    # Appended as raw pairs: nothing else sets these names, so no look-up is needed.
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        (b"x-ratelimit-limit", str(state.limit).encode()),
+                        (b"x-ratelimit-remaining", str(state.remaining).encode()),
+                        (b"x-ratelimit-reset", str(state.reset_in).encode()),
+                    ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
