@@ -212,6 +212,22 @@ def test_device_is_cpu_with_every_core_without_a_gpu() -> None:
         th.set_num_threads(before)
 
 
+def test_fused_attention_on_the_cpu_gives_torchs_default_result(engine: LocalEngine, tmp_path: Path) -> None:
+    """The engine turns torch's MHA fast path off on the CPU (speed); the stems must not change."""
+    assert engine.device.type != "cpu" or not th.backends.mha.get_fastpath_enabled()
+    model = engine.model("htdemucs")
+    wav = th.from_numpy(sf.read(str(music(tmp_path / "a.wav", 3.0, seed=5)), dtype="float32",
+                                always_2d=True)[0].T.copy())
+    fused = reference(model, wav)
+    th.backends.mha.set_fastpath_enabled(True)
+    try:
+        default = reference(model, wav)
+    finally:
+        th.backends.mha.set_fastpath_enabled(engine.device.type != "cpu")
+    assert (fused - default).abs().max().item() < 1e-5
+    assert fused.abs().max().item() > 1e-3  # a real output, not silence on both sides
+
+
 def test_missing_model_in_the_offline_folder_says_how_to_get_it(demucs_repo: Path, tmp_path: Path) -> None:
     partial = tmp_path / "models"
     partial.mkdir()
