@@ -124,7 +124,6 @@ def create_app(settings: Settings) -> FastAPI:
     for router in routers:
         _add_routes(app, router)
 
-
     app.add_middleware(RateLimitHeaders)
     # Multipart overhead on top of the file itself stays well under 1 MB.
     app.add_middleware(
