@@ -209,6 +209,14 @@ def user(make_user: Callable[..., User]) -> User:
     return make_user()
 
 
+def track_without_audio(user: User, spotify: FakeSpotify) -> dict:
+    """A track imported from Spotify's metadata only: its audio has not been downloaded."""
+    spotify_id = spotify.add_track("Not Downloaded Yet", "Someone")
+    r = user.api.post("/api/spotify/fetch", json={"url": f"spotify:track:{spotify_id}"})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["track"]
+
+
 def error_of(response: httpx.Response) -> tuple[int, str]:
     body = response.json()
     assert set(body) >= {"error", "code"}, body

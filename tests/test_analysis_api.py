@@ -27,7 +27,7 @@ from core.settings import Settings
 from data.db import make_engine
 from data.models import AnalysisResult, Stem
 from tests import synth
-from tests.conftest import Server, User, error_of
+from tests.conftest import Server, User, error_of, track_without_audio
 from tests.fakes.spotify import FakeSpotify
 from tests.jobs import follow_job
 
@@ -281,10 +281,7 @@ def test_unknown_features_answer_422_listing_the_allowed_ones(user: User, song: 
 
 
 def test_track_without_audio_answers_409(user: User, spotify_fake: FakeSpotify) -> None:
-    spotify_id = spotify_fake.add_track("Not Downloaded Yet", "Someone")
-    r = user.api.post("/api/spotify/fetch", json={"url": f"spotify:track:{spotify_id}"})
-    assert r.status_code == 200, r.text
-    track = r.json()["data"]["track"]
+    track = track_without_audio(user, spotify_fake)
     r = user.api.post("/api/analysis/analyze", json={"track_id": track["id"]})
     assert error_of(r) == (409, "audio_not_ready")
     assert "download" in r.json()["error"]

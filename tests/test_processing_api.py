@@ -26,7 +26,7 @@ from core.separation.catalog import ENGINES, MODEL_NAMES
 from core.settings import Settings
 from data.db import make_engine
 from data.models import Stem
-from tests.conftest import Server, User, error_of, register
+from tests.conftest import Server, User, error_of, register, track_without_audio
 from tests.fakes.spotify import FakeSpotify
 from tests.jobs import follow_job
 
@@ -287,10 +287,7 @@ def test_unknown_model_or_engine_answers_422_listing_the_allowed_values(user: Us
 
 
 def test_track_without_audio_answers_409(user: User, spotify_fake: FakeSpotify) -> None:
-    spotify_id = spotify_fake.add_track("Not Downloaded Yet", "Someone")
-    r = user.api.post("/api/spotify/fetch", json={"url": f"spotify:track:{spotify_id}"})
-    assert r.status_code == 200, r.text
-    track = r.json()["data"]["track"]
+    track = track_without_audio(user, spotify_fake)
     r = user.api.post("/api/processing/separate", json={"track_id": track["id"]})
     assert error_of(r) == (409, "audio_not_ready")
     assert "download" in r.json()["error"]
