@@ -209,6 +209,15 @@ def user(make_user: Callable[..., User]) -> User:
     return make_user()
 
 
+def upload_audio(user: User, data: bytes, title: str = "Night Drive", artist: str = "The Synths",
+                 name: str = "clip.wav") -> dict:
+    """POST /api/tracks/upload of WAV bytes; the new track."""
+    r = user.api.post("/api/tracks/upload", files={"file": (name, data, "audio/wav")},
+                      data={"title": title, "artist": artist})
+    assert r.status_code == 201, r.text
+    return r.json()["data"]
+
+
 def track_without_audio(user: User, spotify: FakeSpotify) -> dict:
     """A track imported from Spotify's metadata only: its audio has not been downloaded."""
     spotify_id = spotify.add_track("Not Downloaded Yet", "Someone")

@@ -27,7 +27,7 @@ from core.settings import Settings
 from data.db import make_engine
 from data.models import AnalysisResult, Stem
 from tests import synth
-from tests.conftest import Server, User, error_of, track_without_audio
+from tests.conftest import Server, User, error_of, track_without_audio, upload_audio
 from tests.fakes.spotify import FakeSpotify
 from tests.jobs import follow_job
 
@@ -52,14 +52,6 @@ def song_bytes(tonic: int = 9, mode: str = "minor", bpm: float = BPM, seconds: f
 @pytest.fixture(scope="module")
 def song() -> bytes:
     return song_bytes()
-
-
-def upload(user: User, data: bytes, title: str = "Night Drive", artist: str = "The Synths",
-           name: str = "clip.wav") -> dict[str, Any]:
-    r = user.api.post("/api/tracks/upload", files={"file": (name, data, "audio/wav")},
-                      data={"title": title, "artist": artist})
-    assert r.status_code == 201, r.text
-    return r.json()["data"]
 
 
 def start(user: User, **body: Any) -> dict[str, Any]:
@@ -146,7 +138,7 @@ def analysed(server: Server, song: bytes) -> dict[str, Any]:
     from tests.conftest import register
 
     user = register(server.url)
-    track = upload(user, song)
+    track = upload_audio(user, song)
     queued = start(user, track_id=track["id"])
     assert queued["track_id"] == track["id"]
     events = follow(server, user, queued["job_id"])
@@ -216,7 +208,7 @@ def test_export_is_a_json_file_as_the_spec_shows(server: Server, analysed: dict[
 
 
 def test_feature_subset_and_latest_is_newest(server: Server, user: User) -> None:
-    track = upload(user, song_bytes(bpm=100, seconds=6.0), title="Titel", artist="Björk")
+    track = upload_audio(user, song_bytes(bpm=100, seconds=6.0), title="Titel", artist="Björk")
     first = start(user, track_id=track["id"], features=["energy"])
     assert wait_job(user, first["job_id"])["status"] == "completed"
     second = start(user, track_id=track["id"], features=["tempo", "KEY"])
@@ -240,7 +232,7 @@ def test_feature_subset_and_latest_is_newest(server: Server, user: User) -> None
 
 
 def test_stem_analysis(server: Server, user: User) -> None:
-    track = upload(user, song_bytes(seconds=4.0))
+    track = upload_audio(user, song_bytes(seconds=4.0))
     drums = synth.mono(synth.drums(100, 8.0, style="four"))
     stem_id = add_stem(server, user_id_of(server, user), track["id"], "drums", drums)
     queued = start(user, stem_id=stem_id, features=["tempo", "energy"])
@@ -261,7 +253,7 @@ def test_stem_analysis(server: Server, user: User) -> None:
 
 
 def test_unknown_features_answer_422_listing_the_allowed_ones(user: User, song: bytes) -> None:
-    track = upload(user, song)
+    track = upload_audio(user, song)
     r = user.api.post("/api/analysis/analyze", json={"track_id": track["id"], "features": ["tempo", "loudness"]})
     assert error_of(r) == (422, "validation_error")
     message = r.json()["details"]["features"]
@@ -315,7 +307,7 @@ def test_someone_elses_track_stem_job_and_result_answer_404(server: Server, anal
 ])
 def test_bad_audio_fails_the_job_with_a_readable_error(server: Server, user: User, song: bytes, damage: str,
                                                        words: str) -> None:
-    track = upload(user, song)
+    track = upload_audio(user, song)
     path = stored_path(server, track)
     if damage == "garbage":
         path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" + secrets.token_bytes(4000))

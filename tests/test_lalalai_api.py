@@ -20,7 +20,7 @@ from sqlmodel import select
 from core.security import SecretBox
 from data.models import User as UserRow
 from data.models import UserSettings
-from tests.conftest import Server, User, error_of
+from tests.conftest import Server, User, error_of, upload_audio
 from tests.fakes.lalalai import GAINS, FakeLalalai
 from tests.jobs import FINAL
 from tests.test_processing_api import (
@@ -32,7 +32,6 @@ from tests.test_processing_api import (
     separate,
     stem_rows,
     stored_path,
-    upload,
     wait_job,
 )
 
@@ -126,7 +125,7 @@ def test_the_key_is_stored_encrypted_and_never_returned_in_full(server: Server, 
 
 
 def test_without_a_key_every_lalalai_route_answers_401_saying_where_to_set_it(user: User) -> None:
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     for response in (user.api.get("/api/lalalai/quota"),
                      user.api.post("/api/lalalai/cancel", json={"task_id": "abc"}),
                      user.api.post("/api/lalalai/cancel-all"),
@@ -146,7 +145,7 @@ def test_separation_on_lalalai_end_to_end_and_the_quota(server: Server, keyed: t
     assert user.api.get("/api/lalalai/quota").json() == {
         "data": {"quota_minutes": 100.0, "used_minutes": 0.0, "remaining_minutes": 100.0}}
     source = clip_bytes(seconds=3.0, seed=7)
-    track = upload(user, source, title="Cloud Song", artist="Lalala")
+    track = upload_audio(user, source, title="Cloud Song", artist="Lalala")
     queued = separate(user, track_id=track["id"], engine="lalalai")
     events = follow(server, user, queued["job_id"])
     assert events[-1][0] == "job:completed", events[-3:]
@@ -180,7 +179,7 @@ def test_separation_on_lalalai_end_to_end_and_the_quota(server: Server, keyed: t
 
 def test_six_stems_on_lalalai(keyed: tuple[User, str], lalalai_fake: FakeLalalai) -> None:
     user, _ = keyed
-    track = upload(user, clip_bytes(seconds=2.0))
+    track = upload_audio(user, clip_bytes(seconds=2.0))
     job = wait_job(user, separate(user, track_id=track["id"], engine="lalalai", model="htdemucs_6s")["job_id"])
     assert job["status"] == "completed", job
     assert [s["stem_type"] for s in job["stems"]] == ["drums", "bass", "other", "vocals", "guitar", "piano"]
@@ -192,7 +191,7 @@ def test_a_refused_key_fails_the_job_and_the_quota_with_a_readable_error(user: U
     set_key(user, "not-a-key-lalal-ai-knows")
     r = user.api.get("/api/lalalai/quota")
     assert error_of(r) == (401, "unauthorized") and "refused" in r.json()["error"]
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     job = wait_job(user, separate(user, track_id=track["id"], engine="lalalai")["job_id"])
     assert job["status"] == "failed" and "refused the license key" in job["error"], job
     assert "Settings page" in job["error"]
@@ -212,7 +211,7 @@ def test_lalalai_outage_answers_503(keyed: tuple[User, str], lalalai_fake: FakeL
 def test_cancel_a_task_ends_its_job_cancelled(server: Server, keyed: tuple[User, str],
                                               slow_lalalai: FakeLalalai, make_user: Any) -> None:
     user, key = keyed
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     job_id = separate(user, track_id=track["id"], engine="lalalai")["job_id"]
     task_id = wait_for_task(user, job_id)
     assert [t.id for t in slow_lalalai.running(key)] == [task_id]
@@ -240,7 +239,7 @@ def test_cancel_a_task_ends_its_job_cancelled(server: Server, keyed: tuple[User,
 
 def test_cancel_all_ends_every_unfinished_lalalai_job(keyed: tuple[User, str], slow_lalalai: FakeLalalai) -> None:
     user, key = keyed
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     first = separate(user, track_id=track["id"], engine="lalalai")["job_id"]
     task_id = wait_for_task(user, first)
     second = separate(user, track_id=track["id"], engine="lalalai", model="mdx_extra")["job_id"]  # waits its turn
@@ -256,7 +255,7 @@ def test_cancel_all_ends_every_unfinished_lalalai_job(keyed: tuple[User, str], s
 def test_a_task_cancelled_on_lalalai_itself_fails_the_job_saying_so(keyed: tuple[User, str],
                                                                     slow_lalalai: FakeLalalai) -> None:
     user, key = keyed
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     job_id = separate(user, track_id=track["id"], engine="lalalai")["job_id"]
     task_id = wait_for_task(user, job_id)
     slow_lalalai.tasks[task_id].status = "cancelled"  # as if stopped on lalal.ai's site

@@ -26,7 +26,7 @@ from core.separation.catalog import ENGINES, MODEL_NAMES
 from core.settings import Settings
 from data.db import make_engine
 from data.models import Stem
-from tests.conftest import Server, User, error_of, register, track_without_audio
+from tests.conftest import Server, User, error_of, register, track_without_audio, upload_audio
 from tests.fakes.spotify import FakeSpotify
 from tests.jobs import follow_job
 
@@ -57,13 +57,6 @@ def clip_bytes(seconds: float = SECONDS, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.stack([left, right], axis=1).astype(np.float32), SR, format="WAV", subtype="PCM_16")
     return buf.getvalue()
-
-
-def upload(user: User, data: bytes, title: str = "Night Drive", artist: str = "The Synths") -> dict[str, Any]:
-    r = user.api.post("/api/tracks/upload", files={"file": ("clip.wav", data, "audio/wav")},
-                      data={"title": title, "artist": artist})
-    assert r.status_code == 201, r.text
-    return r.json()["data"]
 
 
 def separate(user: User, **body: Any) -> dict[str, Any]:
@@ -123,7 +116,7 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
 def separated(server: Server) -> dict[str, Any]:
     """One upload separated with the default model, followed on /socket; shared by the read tests."""
     user = register(server.url)
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     queued = separate(user, track_id=track["id"])
     assert queued["model"] == "htdemucs"
     events = follow(server, user, queued["job_id"])
@@ -171,7 +164,7 @@ def test_job_route_has_the_spec_shape(separated: dict[str, Any]) -> None:
 
 def test_a_queued_job_lists_no_stems_yet(server: Server) -> None:
     user = register(server.url)
-    track = upload(user, clip_bytes(seed=3))
+    track = upload_audio(user, clip_bytes(seed=3))
     queued = separate(user, track_id=track["id"], model="htdemucs", engine="local")
     job = user.api.get(f"/api/processing/job/{queued['job_id']}").json()["data"]
     assert job["status"] in ("queued", "processing") and job["stems"] == [] and job["model"] == "htdemucs"
@@ -225,7 +218,7 @@ def test_all_stems_download_as_one_zip(server: Server, separated: dict[str, Any]
 
 
 def test_six_stems_and_the_zip_follows_the_newest_completed_separation(server: Server, user: User) -> None:
-    track = upload(user, clip_bytes(seconds=2.0, seed=1), title="Sechs", artist="Björk")
+    track = upload_audio(user, clip_bytes(seconds=2.0, seed=1), title="Sechs", artist="Björk")
     queued = separate(user, track_id=track["id"], model="htdemucs_6s")
     assert queued["model"] == "htdemucs_6s"
     six = wait_job(user, queued["job_id"])
@@ -272,7 +265,7 @@ def test_models_list_is_the_spec_list_with_availability(server: Server, user: Us
 
 
 def test_unknown_model_or_engine_answers_422_listing_the_allowed_values(user: User) -> None:
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     r = user.api.post("/api/processing/separate", json={"track_id": track["id"], "model": "spleeter"})
     assert error_of(r) == (422, "validation_error")
     assert all(name in r.json()["details"]["model"] for name in MODEL_NAMES), r.json()
@@ -320,7 +313,7 @@ def test_someone_elses_track_stem_and_job_answer_404(server: Server, separated: 
     ("missing", "audio file is missing"),
 ])
 def test_bad_audio_fails_the_job_with_a_readable_error(server: Server, user: User, damage: str, words: str) -> None:
-    track = upload(user, clip_bytes())
+    track = upload_audio(user, clip_bytes())
     path = stored_path(server, track["audio_url"])
     if damage == "garbage":
         path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" + secrets.token_bytes(4000))

@@ -19,12 +19,13 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import soundfile as sf
 
 from tests.audio import tone
+from tests.fakes.loopback import LoopbackServer
 
 
 def wav_bytes(seconds: float = 2.0, sr: int = 22050) -> bytes:
@@ -33,32 +34,14 @@ def wav_bytes(seconds: float = 2.0, sr: int = 22050) -> bytes:
     return buf.getvalue()
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Clients (yt-dlp) hang up mid-response on purpose; that is no error worth a traceback."""
-
-
-class AudioServer:
+class AudioServer(LoopbackServer):
     def __init__(self, seconds: float = 2.0) -> None:
         self.wav = wav_bytes(seconds)
         self.garbage = b"RIFF" + bytes(np.random.default_rng(1).integers(0, 256, 40_000, dtype=np.uint8))
         self.requests: list[str] = []
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def start(self) -> AudioServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(self._handler())
 
     def fetched(self, path: str) -> int:
         with self._lock:

@@ -19,9 +19,11 @@ import json
 import re
 import threading
 import unicodedata
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 _WORD = re.compile(r"\w+")
 
@@ -31,14 +33,7 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(plain.casefold()))
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Downloaders hang up mid-stream on purpose."""
-
-
-class FakeInvidious:
+class FakeInvidious(LoopbackServer):
     def __init__(self, audio: bytes, content_type: str = "audio/mp4") -> None:
         self.audio = audio
         self.content_type = content_type
@@ -48,17 +43,7 @@ class FakeInvidious:
         self._search_failures: list[int] = []
         self._lock = threading.Lock()
         self._counter = 0
-        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def start(self) -> FakeInvidious:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(self._handler())
 
     def settings(self) -> dict[str, str]:
         """STEMFORGE_* settings (lower case, no prefix) for an app that searches and streams through here."""

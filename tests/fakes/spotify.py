@@ -21,9 +21,11 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 CLIENT_ID = "stemforge-test-client"
 CLIENT_SECRET = "stemforge-test-secret"
@@ -52,14 +54,7 @@ class _Playlist:
     track_ids: list[str] = field(default_factory=list)
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that gave up (timeout tests) is expected here."""
-
-
-class FakeSpotify:
+class FakeSpotify(LoopbackServer):
     def __init__(self, *, token_lifetime_s: int = 3600, seed: int = 7) -> None:
         self.token_lifetime_s = token_lifetime_s
         self._rng = random.Random(seed)
@@ -71,19 +66,9 @@ class FakeSpotify:
         self.token_requests = 0
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
-        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     # --- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> FakeSpotify:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def settings(self) -> dict[str, str]:
         """The STEMFORGE_* settings (lower case, without the prefix) that point the app here."""
