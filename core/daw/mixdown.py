@@ -1,0 +1,193 @@
+"""The server's renderer of the edit manifest: a streaming mixdown with flat memory.
+
+For stem ``s`` with samples ``x_s(t)`` (mono is copied to both channels):
+
+1. envelope ``e_s(t)``: the product of its operations' envelopes (:mod:`core.daw.envelopes`);
+2. audibility ``a_s``: 1 if ``not muted and (no stem is soloed or solo)``, else 0 (mute wins over solo);
+3. gain ``g_s(t) = volume * a_s * e_s(t)``;
+4. pan: the Web Audio ``StereoPannerNode`` algorithm for stereo input (W3C Web Audio API, "StereoPannerNode"
+   panning algorithm): ``x = pan + 1`` if ``pan <= 0`` else ``pan``; ``gL = cos(x*pi/2)``, ``gR = sin(x*pi/2)``;
+   ``pan <= 0``: ``L = inL + inR*gL``, ``R = inR*gR``; else ``L = inL*gL``, ``R = inR + inL*gR``
+   (``pan = 0`` passes the stem unchanged);
+5. mix: ``y(t) = master.gain * sum_s pan_s(g_s(t) * x_s(t))``;
+6. output: 24-bit PCM; samples beyond full scale are clipped and counted (:mod:`core.daw.wav`).
+
+The stems are read block by block (``block_frames`` at a time) with libsndfile, so memory holds a few
+blocks whatever the track's length; a block where a stem is silent (muted, trimmed, cropped away) is not
+read at all. Everything is vectorised numpy in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from core.daw.envelopes import StemEnvelope
+from core.daw.manifest import Manifest, range_frames
+from core.daw.wav import clipped_count, pcm24_bytes, wav_header, wav_size
+from core.errors import InvalidAudio, InvalidInput
+from core.progress import ProgressFn
+
+BLOCK_FRAMES = 1 << 16
+OUT_CHANNELS = 2
+
+
+@dataclass(frozen=True)
+class StemAudio:
+    """A stem file as the mixdown reads it. ``frames`` at ``sample_rate`` Hz, 1 or 2 ``channels``."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def stem_audio(path: Path) -> StemAudio:
+    """Facts of a stem file that libsndfile reads (WAV, FLAC, OGG, MP3).
+
+    Raises InvalidAudio for a file it cannot read, an empty one, or one with more than two channels.
+    """
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise InvalidAudio(f"{path.name} is not audio StemForge can mix") from exc
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise InvalidAudio(f"{path.name} contains no audio")
+    if info.channels > 2:
+        raise InvalidAudio(f"{path.name} has {info.channels} channels; stems must be mono or stereo")
+    return StemAudio(Path(path), info.samplerate, info.channels, info.frames)
+
+
+def pan_matrix(pan: float) -> np.ndarray | None:
+    """The StereoPannerNode's 2x2 matrix ``[[L<-inL, L<-inR], [R<-inL, R<-inR]]`` (None at ``pan == 0``)."""
+    if pan == 0:
+        return None
+    x = pan + 1.0 if pan <= 0 else pan
+    g_left, g_right = math.cos(x * math.pi / 2), math.sin(x * math.pi / 2)
+    if pan <= 0:
+        return np.array([[1.0, g_left], [0.0, g_right]])
+    return np.array([[g_left, 0.0], [g_right, 1.0]])
+
+
+def audibility(manifest: Manifest) -> list[bool]:
+    """Per stem: ``not muted and (no stem is soloed or solo)``."""
+    soloing = any(stem.solo for stem in manifest.stems)
+    return [not stem.muted and (not soloing or stem.solo) for stem in manifest.stems]
+
+
+@dataclass
+class Voice:
+    """One audible stem of the mix: its file, constant gain (volume), envelope and pan matrix."""
+
+    audio: StemAudio
+    gain: float
+    envelope: StemEnvelope
+    matrix: np.ndarray | None
+
+
+class Mixdown:
+    """A manifest bound to its stems' audio (``audios[i]`` is ``manifest.stems[i]``).
+
+    Raises InvalidInput when the stems have different sample rates. The timeline is as long as the longest
+    stem; a shorter one is silent past its end.
+    """
+
+    def __init__(self, manifest: Manifest, audios: Sequence[StemAudio], *, block_frames: int = BLOCK_FRAMES) -> None:
+        if len(audios) != len(manifest.stems):
+            raise ValueError("one audio file per manifest stem")
+        rates = {a.sample_rate for a in audios}
+        if len(rates) > 1:
+            raise InvalidInput("The stems have different sample rates: " + ", ".join(f"{r} Hz" for r in sorted(rates)),
+                               details={"stems": "every stem must have the same sample rate"})
+        self.manifest = manifest
+        self.sample_rate = audios[0].sample_rate
+        self.total_frames = max(a.frames for a in audios)
+        self.first, self.end = range_frames(manifest, self.sample_rate, self.total_frames)
+        self.block_frames = block_frames
+        self.master = manifest.master.gain
+        self.voices = [
+            Voice(audio, stem.volume, StemEnvelope(stem.operations, self.sample_rate), pan_matrix(stem.pan))
+            for stem, audio, audible in zip(manifest.stems, audios, audibility(manifest), strict=True)
+            if audible and stem.volume > 0 and self.master > 0
+        ]
+        self.clipped = 0
+
+    @property
+    def frames(self) -> int:
+        """Frames in the rendered range."""
+        return self.end - self.first
+
+    @property
+    def duration_ms(self) -> float:
+        return self.total_frames * 1000.0 / self.sample_rate
+
+    def wav_size(self) -> int:
+        return wav_size(self.frames, OUT_CHANNELS)
+
+    def render(self, first: int | None = None, end: int | None = None) -> Iterator[np.ndarray]:
+        """The mix of frames ``[first, end)`` (default: the manifest's range) as float64 blocks of shape
+        ``(n, 2)``, master gain applied, not clipped."""
+        first = self.first if first is None else first
+        end = self.end if end is None else end
+        with ExitStack() as stack:
+            handles = [stack.enter_context(sf.SoundFile(str(v.audio.path))) for v in self.voices]
+            for start in range(first, end, self.block_frames):
+                count = min(self.block_frames, end - start)
+                out = np.zeros((count, OUT_CHANNELS))
+                for voice, handle in zip(self.voices, handles, strict=True):
+                    self._add_voice(out, voice, handle, start, count)
+                if self.master != 1.0:
+                    out *= self.master
+                yield out
+
+    @staticmethod
+    def _add_voice(out: np.ndarray, voice: Voice, handle: sf.SoundFile, start: int, count: int) -> None:
+        available = min(count, voice.audio.frames - start)
+        if available <= 0:
+            return
+        envelope = voice.envelope.block(start, count)
+        if isinstance(envelope, float) and envelope == 0.0:
+            return  # silent here: not even read
+        if handle.tell() != start:
+            handle.seek(start)
+        samples = handle.read(available, dtype="float32", always_2d=True)
+        available = samples.shape[0]
+        gain = voice.gain * envelope if isinstance(envelope, float) else (voice.gain * envelope[:available])[:, None]
+        x = np.multiply(samples, gain, dtype=np.float64)
+        target = out[:available]
+        m = voice.matrix
+        if x.shape[1] == 1:  # mono: the same signal on both inputs of the panner
+            if m is None:
+                target += x
+            else:
+                target[:, 0] += x[:, 0] * (m[0, 0] + m[0, 1])
+                target[:, 1] += x[:, 0] * (m[1, 0] + m[1, 1])
+        elif m is None:
+            target += x
+        else:
+            left, right = x[:, 0], x[:, 1]
+            target[:, 0] += left * m[0, 0] + right * m[0, 1]
+            target[:, 1] += left * m[1, 0] + right * m[1, 1]
+
+    def count_clipped(self, first: int, end: int) -> int:
+        """Samples beyond full scale in frames ``[first, end)`` (renders that part)."""
+        return sum(clipped_count(block) for block in self.render(first, end))
+
+    def wav_chunks(self, progress: ProgressFn | None = None) -> Iterator[bytes]:
+        """The 24-bit WAV of the range: the header, then one chunk per block. ``self.clipped`` counts the
+        samples clipped so far."""
+        yield wav_header(self.frames, self.sample_rate, OUT_CHANNELS)
+        self.clipped = 0
+        done = 0
+        for block in self.render():
+            self.clipped += clipped_count(block)
+            yield pcm24_bytes(block)
+            done += block.shape[0]
+            if progress is not None:
+                progress(100.0 * done / max(1, self.frames), "Mixing")
