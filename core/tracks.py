@@ -22,7 +22,7 @@ from core import audio_io
 from core.errors import Conflict, InvalidAudio, NotFound, PayloadTooLarge
 from data.db import fetch_one
 from data.files import FileStore, safe_filename
-from data.models import AnalysisResult, EditOperation, Job, JobEvent, Stem, Track, utcnow
+from data.models import AnalysisResult, EditOperation, Job, JobEvent, Remix, Stem, Track, utcnow
 from data.pagination import Page
 
 COPY_CHUNK = 1024 * 1024
@@ -108,7 +108,7 @@ async def delete_track(session: AsyncSession, store: FileStore, user_id: uuid.UU
     job_ids = list((await session.exec(select(Job.id).where(Job.track_id == track.id))).all())
     stem_paths = list((await session.exec(select(Stem.path).where(Stem.track_id == track.id))).all())
     # Children first, so this works whether or not the backend enforces ON DELETE CASCADE.
-    for model in (AnalysisResult, EditOperation, Stem):
+    for model in (AnalysisResult, EditOperation, Remix, Stem):
         await session.exec(delete(model).where(col(model.track_id) == track.id))
     if job_ids:
         await session.exec(delete(JobEvent).where(col(JobEvent.job_id).in_(job_ids)))

@@ -175,7 +175,25 @@ class AnalysisResult(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class Remix(SQLModel, table=True):
+    """A user's saved remix of a track: the current edit manifest (core/daw/manifest.py) and its version,
+    which every change, undo and redo bumps (clients send it back to detect a concurrent change)."""
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "track_id", name="uq_remix_user_track"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = _fk("user.id")
+    track_id: uuid.UUID = _fk("track.id")
+    manifest: dict[str, Any] = _json(dict)
+    version: int = 0
+    updated_at: datetime = _ts()
+
+
 class EditOperation(SQLModel, table=True):
+    """One step of a remix's history: ``op`` holds ``label`` and the JSON Patches (RFC 6902) ``forward``
+    (redo) and ``inverse`` (undo) between the manifests before and after. ``seq`` orders a track's steps;
+    undone steps are the redo branch until a new change drops them."""
+
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = _fk("user.id")
     track_id: uuid.UUID = _fk("track.id")

@@ -18,7 +18,20 @@ from core.api import socket as job_socket
 from core.api.deps import SESSION_COOKIE, CurrentUser
 from core.api.errors import install_error_handlers
 from core.api.middleware import RateLimitHeaders, SessionMiddleware, UploadSizeLimit
-from core.api.routes import analysis, download, export, files, health, jobs, lalalai, processing, spotify, tracks, users
+from core.api.routes import (
+    analysis,
+    daw,
+    download,
+    export,
+    files,
+    health,
+    jobs,
+    lalalai,
+    processing,
+    spotify,
+    tracks,
+    users,
+)
 from core.api.schemas import ErrorOut
 from core.errors import NotFound
 from core.event_hub import EventHub
@@ -120,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Tracks first: routes are matched in order and GET /api/tracks/{id} is the most frequent request.
     routers = (tracks.router, health.router, users.router, spotify.router, files.router, jobs.router,
                download.router, job_socket.router, analysis.router, analysis.export_router, processing.router,
-               lalalai.router, export.router, _api_not_found_router())
+               lalalai.router, export.router, daw.router, _api_not_found_router())
     for router in routers:
         _add_routes(app, router)
 

@@ -75,7 +75,9 @@ async def check_csrf(request: Request) -> None:
     if not given:
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            given = (await request.form()).get(CSRF_FIELD)  # type: ignore[assignment]
+            form = await request.form()
+            # ``csrf_token`` is the DAW export's field name (its contract); ``_csrf_token`` the pages' forms'.
+            given = form.get(CSRF_FIELD) or form.get("csrf_token")  # type: ignore[assignment]
     if not security.csrf_matches(sess.csrf if sess else None, given if isinstance(given, str) else None):
         raise Forbidden("CSRF token missing or invalid; reload the page and try again", code="csrf_failed")
 
@@ -120,6 +122,27 @@ def _client_key(request: Request) -> str:
     return "ip:" + (request.client.host if request.client else "unknown")
 
 
+async def _authenticated(request: Request, scope: str, spec: str) -> User:
+    """Bearer token or session cookie (with CSRF on changes), then the user's limit of ``scope``."""
+    header = request.headers.get("authorization")
+    user: User | None = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        user = await accounts.token_owner(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            await _limit(request, scope, spec, _client_key(request))
+            raise Unauthorized("Invalid or revoked API token")
+    else:
+        async with session_scope() as session:
+            user = await cookie_user(request, session)
+        if user is None:
+            await _limit(request, scope, spec, _client_key(request))
+            raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")
+        await check_csrf(request)
+    await _limit(request, scope, spec, str(user.id))
+    return user
+
+
 async def api_user(request: Request) -> User:
     """Bearer token (API clients) or session cookie (the browser app); then the per-user limit.
 
@@ -128,23 +151,14 @@ async def api_user(request: Request) -> User:
     Taking no ``SessionDep`` here means a route that needs no ORM session pays for none.
     """
     settings: Settings = request.app.state.settings
-    header = request.headers.get("authorization")
-    user: User | None = None
-    if header:
-        scheme, _, token = header.partition(" ")
-        user = await accounts.token_owner(token.strip()) if scheme.lower() == "bearer" else None
-        if user is None:
-            await _limit(request, "api", settings.rate_limit_api, _client_key(request))
-            raise Unauthorized("Invalid or revoked API token")
-    else:
-        async with session_scope() as session:
-            user = await cookie_user(request, session)
-        if user is None:
-            await _limit(request, "api", settings.rate_limit_api, _client_key(request))
-            raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")
-        await check_csrf(request)
-    await _limit(request, "api", settings.rate_limit_api, str(user.id))
-    return user
+    return await _authenticated(request, "api", settings.rate_limit_api)
+
+
+async def media_user(request: Request) -> User:
+    """Like ``api_user``, under the larger ``rate_limit_media`` budget: waveform peaks and PCM windows, which
+    an editor playing several stems asks for many times a minute."""
+    settings: Settings = request.app.state.settings
+    return await _authenticated(request, "media", settings.rate_limit_media)
 
 
 async def heavy_limit(request: Request, user: Annotated[User, Depends(api_user)]) -> User:
@@ -154,6 +168,7 @@ async def heavy_limit(request: Request, user: Annotated[User, Depends(api_user)]
 
 
 CurrentUser = Annotated[User, Depends(api_user)]
+MediaUser = Annotated[User, Depends(media_user)]
 HeavyUser = Annotated[User, Depends(heavy_limit)]
 
 

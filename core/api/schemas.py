@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.daw.manifest import Manifest
 from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL, ENGINES, MODEL_NAMES
 
 T = TypeVar("T")
@@ -307,3 +308,40 @@ class LalalaiCancelOut(BaseModel):
     cancelled_tasks: list[str] = Field(description="lalal.ai task ids stopped: cancelled on lalal.ai now, or the "
                                        "task of a job that was ended (its worker cancels it there)")
     cancelled_jobs: list[uuid.UUID] = Field(description="StemForge jobs now ended 'cancelled'")
+
+
+# --- DAW: saved remixes -------------------------------------------------------------------------------------
+
+
+class RemixStepOut(BaseModel):
+    seq: int = Field(description="Order of the step in the remix's history")
+    label: str = Field(description="What the client called the change (e.g. 'Volume vocals')")
+    undone: bool = Field(description="True for steps that were undone (the redo branch)")
+    created_at: datetime
+
+
+class RemixOut(BaseModel):
+    track_id: uuid.UUID
+    version: int = Field(description="Bumped by every change, undo and redo; 0 for a track never edited")
+    manifest: Manifest = Field(description="The current edit manifest (version 1)")
+    can_undo: bool
+    can_redo: bool
+    history: list[RemixStepOut] = Field(description="The newest steps, oldest first")
+    updated_at: datetime | None = None
+
+
+class RemixChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: dict[str, Any] | None = Field(default=None, description="The whole new manifest (version 1) ...")
+    patch: list[dict[str, Any]] | None = Field(
+        default=None, description="... or a JSON Patch (RFC 6902) to apply to the current manifest")
+    base_version: int | None = Field(default=None, description="The version the change was made on; a remix changed "
+                                     "since answers 409 version_conflict")
+    label: str = Field(default="", max_length=200, description="A name for the step in the history")
+
+
+class RemixStepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_version: int | None = Field(default=None, description="As for a change: refuse if the remix moved on")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from core.daw.waveforms import draw_waveforms
 from core.downloader import DEFAULT_QUALITY, DownloadedAudio, download_audio
 from core.progress import BadInput, scaled
 from core.search import find_source
@@ -31,6 +32,8 @@ from workers.registry import JobContext, register
 # A Spotify track's share of the job's 0-100: metadata (when still missing), search, then the download.
 METADATA_END = 2.0
 SEARCH_END = 8.0
+# The rest draws the waveform peaks the editor and the track page show.
+DOWNLOAD_END = 98.0
 
 
 async def _load_track(track_id: uuid.UUID) -> Track | None:
@@ -117,13 +120,13 @@ def download(ctx: JobContext) -> dict[str, Any]:
     score: float | None = None
     if spotify_id:
         track, url, score = _spotify_source(ctx, track, str(spotify_id))
-        progress = scaled(ctx.progress, SEARCH_END, 100)
+        progress = scaled(ctx.progress, SEARCH_END, DOWNLOAD_END)
         title, artist, album = track.title, track.artist, track.album
     else:
         url = str(ctx.params.get("url") or "")
         if not url:
             raise BadInput("The download job has no link to fetch")
-        progress = ctx.progress
+        progress = scaled(ctx.progress, 0, DOWNLOAD_END)
         title = "" if ctx.params.get("placeholder_title") else track.title
         artist, album = track.artist, track.album
     # Partial files live in a per-job folder next to the final one, removed if the job does not complete.
@@ -134,6 +137,7 @@ def download(ctx: JobContext) -> dict[str, Any]:
         title=title, artist=artist, album=album, socket_timeout=ctx.settings.download_socket_timeout_s,
     )
     ctx.add_partial(audio.path)  # until the track row points at it
+    draw_waveforms([audio.path], scaled(ctx.progress, DOWNLOAD_END, 100))
     rel_path = ctx.store.relative(audio.path)
     ctx.run(_store_audio(ctx.track_id, rel_path, audio, url, ctx.store))
     ctx.partial_paths.remove(audio.path)

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import lalalai_account, stems
 from core.audio_io import probe
+from core.daw.waveforms import draw_waveforms
 from core.errors import StemForgeError
 from core.processing import LALALAI, LOCAL, check_choice, job_result
 from core.progress import BadInput, JobCancelled, ProgressFn, scaled
@@ -143,7 +144,9 @@ def processing(ctx: JobContext) -> dict[str, Any]:
     else:
         assert engine == LALALAI
         files = _separate_lalalai(ctx, audio, model, progress)
-    ctx.progress(SEPARATION_SHARE + 1, "Saving the stems")
+    # The editor draws the stems' waveforms from these at once (cached next to each stem).
+    draw_waveforms([f.path for f in files], scaled(ctx.progress, SEPARATION_SHARE, SEPARATION_SHARE + 2))
+    ctx.progress(SEPARATION_SHARE + 2, "Saving the stems")
     rows = [(f.stem_type, ctx.store.relative(f.path), f.format, f.size) for f in files]
     try:
         records = ctx.run(_save(ctx, track.id, engine, model, rows))

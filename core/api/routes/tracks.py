@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Response, UploadFile
 
 from core import tracks
 from core.api.deps import CurrentUser, SessionDep, SettingsDep, StoreDep, api_user, parse_uuid
 from core.api.presenters import track_envelope_json, track_out
 from core.api.schemas import Envelope, ErrorOut, PageMeta, TrackOut, TrackPage, TrackPatch
+from core.daw.waveforms import draw_waveforms
 from core.errors import NotFound, PayloadTooLarge
+from core.progress import no_progress
 
 router = APIRouter(prefix="/api/tracks", tags=["tracks"])
 
@@ -77,12 +79,14 @@ async def upload_track(
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
+    background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="WAV, FLAC, MP3, OGG, M4A, ...")],
     title: Annotated[str, Form(max_length=500)] = "",
     artist: Annotated[str, Form(max_length=500)] = "",
     album: Annotated[str, Form(max_length=500)] = "",
 ) -> Envelope[TrackOut]:
-    """Adds an audio file to the library; its audio is ready for separation and analysis at once."""
+    """Adds an audio file to the library; its audio is ready for separation and analysis at once (its
+    waveform peaks are computed right after the answer)."""
     max_bytes = settings.max_upload_mb * 1024 * 1024
     if file.size is not None and file.size > max_bytes:
         raise PayloadTooLarge(f"The file is larger than the {settings.max_upload_mb} MB limit")
@@ -97,4 +101,5 @@ async def upload_track(
         artist=artist,
         album=album,
     )
+    background.add_task(draw_waveforms, [store.resolve(track.audio_path or "")], no_progress)
     return Envelope(data=track_out(track))
