@@ -11,6 +11,8 @@
     python main.py models fetch NAME             download a model's weights ahead of use
     python main.py separate FILE [--model M] [--out DIR] [--format wav|flac|mp3]   stems, with a progress bar
     python main.py analyze FILE [--features tempo key ...] [--indent N]   the analysis as JSON on stdout
+    python main.py mix STEM_FILE... --manifest FILE -o OUT.wav   render an edit manifest (stems by file_index)
+    python main.py mix TRACK_ID --manifest FILE -o OUT.wav        ... or a stored track's stems (by stem_id)
 """
 
 from __future__ import annotations
@@ -191,6 +193,74 @@ def separate_file(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _track_stem_files(settings: Settings, track_id: uuid.UUID, manifest: Any) -> list[Any]:
+    """The stored stems of a track that ``manifest`` names by ``stem_id`` (the CLI is the admin's: any user)."""
+    from core.daw.sources import audio_of, referenced_stems, track_stems
+    from core.errors import NotFound
+    from data.files import FileStore
+    from data.models import Track
+
+    async def load(session: Any) -> list[Any]:
+        track = await session.get(Track, track_id)
+        if track is None:
+            raise NotFound("track")
+        rows = referenced_stems(manifest, await track_stems(session, track.user_id, track.id), allow_files=False)
+        return await audio_of(FileStore(settings.uploads_dir), rows)
+
+    result: list[Any] = []
+
+    async def run(session: Any) -> int:
+        result.extend(await load(session))
+        return 0
+
+    await _with_db(settings, run)
+    return result
+
+
+def mix_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``mix``: render an edit manifest to a 24-bit WAV without the server, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from core.daw.export import bind_files, write_mix
+    from core.daw.manifest import ManifestInvalid, check_timeline, parse_manifest
+    from core.daw.mixdown import Mixdown
+    from core.errors import StemForgeError
+
+    try:
+        manifest = parse_manifest(Path(args.manifest).read_bytes())
+        track_id = None
+        if len(args.sources) == 1 and not Path(args.sources[0]).exists():
+            try:
+                track_id = uuid.UUID(args.sources[0])
+            except ValueError:
+                return _fail(f"no such file: {args.sources[0]}")
+        if track_id is not None:
+            audios = asyncio.run(_track_stem_files(settings, track_id, manifest))
+        else:
+            missing = [s for s in args.sources if not Path(s).is_file()]
+            if missing:
+                return _fail(f"no such file: {missing[0]}")
+            audios = bind_files(manifest, [Path(s) for s in args.sources])
+        mixdown = Mixdown(manifest, audios)
+        check_timeline(manifest, mixdown.duration_ms)
+    except OSError as exc:
+        return _fail(str(exc))
+    except ManifestInvalid as exc:
+        return _fail("; ".join(f"{path}: {msg}" for path, msg in exc.details.items()))
+    except StemForgeError as exc:
+        return _fail(exc.message)
+    with tqdm(total=100, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
+
+        def progress(percent: float, message: str = "") -> None:
+            bar.set_description_str(message or "Mixing", refresh=False)
+            bar.update(max(0.0, percent - bar.n))
+
+        clipped = write_mix(mixdown, Path(args.out), progress)
+    seconds = mixdown.frames / mixdown.sample_rate
+    print(f"{args.out}: {seconds:.2f} s, {mixdown.sample_rate} Hz, 24-bit stereo, {clipped} clipped samples")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stemforge", description="StemForge server and tools")
     sub = p.add_subparsers(dest="cmd")
@@ -234,6 +304,12 @@ def parser() -> argparse.ArgumentParser:
     an.add_argument("--features", nargs="+", metavar="FEATURE",
                     help="tempo, key, energy, spectral, mfcc, chroma or all (default: all)")
     an.add_argument("--indent", type=int, help="pretty-print the JSON with this indent")
+
+    mx = sub.add_parser("mix", help="render an edit manifest to a 24-bit WAV (no server needed)")
+    mx.add_argument("sources", nargs="+", metavar="TRACK_OR_STEMS",
+                    help="stem files in file_index order, or one track id (its stored stems, by stem_id)")
+    mx.add_argument("--manifest", required=True, help="the edit manifest (JSON, version 1)")
+    mx.add_argument("-o", "--out", required=True, help="the WAV file to write")
     return p
 
 
@@ -257,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_with_db(settings, lambda s: _tokens(s, args, settings)))
     if args.cmd == "analyze":
         return analyze_file(args.file, args.features, args.indent)
+    if args.cmd == "mix":
+        return mix_command(args, settings)
     return 2
 
 

@@ -361,3 +361,16 @@ def test_peaks_and_pcm_of_someone_else_are_not_found(remixable: dict[str, Any], 
         assert error_of(stranger.api.get(path)) == (404, "not_found"), path
     with httpx.Client(base_url=remixable["user"].api.base_url) as anonymous:
         assert error_of(anonymous.get(f"/api/stems/{stem_id}/peaks")) == (401, "unauthorized")
+
+
+def test_the_mix_command_renders_a_stored_track_by_its_id(server: Server, remixable: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    doc = remix_doc(remixable)
+    (tmp_path / "remix.json").write_text(json.dumps(doc))
+    out = tmp_path / "remix.wav"
+    done = server.cli("mix", remixable["track"]["id"], "--manifest", str(tmp_path / "remix.json"), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    want, _ = local_render(doc, [remixable["paths"][n] for n in ("vocals", "drums", "bass", "other")])
+    assert out.read_bytes() == want
+    unknown = server.cli("mix", str(uuid.uuid4()), "--manifest", str(tmp_path / "remix.json"), "-o", str(out))
+    assert unknown.returncode == 1 and "track not found" in unknown.stderr

@@ -37,6 +37,7 @@ from core.daw.peaks import BasePeaks, cached_peaks, compute_peaks
 from core.daw.sources import audio_of, referenced_stems, track_stems
 from core.daw.wav import MAX_DATA_BYTES, data_bytes
 from core.errors import InvalidAudio, InvalidInput
+from core.progress import ProgressFn
 from core.tracks import get_track
 from data.files import FileStore, safe_filename
 from data.models import Stem, Track
@@ -222,3 +223,35 @@ async def prepare_export(session: AsyncSession, store: FileStore, user_id: uuid.
             shutil.rmtree(workdir, ignore_errors=True)
         raise
     return Export(mixdown, export_filename(track), clipped, workdir)
+
+
+def bind_files(manifest: Manifest, files: list[Path]) -> list[StemAudio]:
+    """The audio of a manifest whose stems are files given in ``file_index`` order (the ``mix`` command).
+    ManifestInvalid for a ``stem_id`` entry or an index past the files; InvalidAudio for a file it cannot read."""
+    details: dict[str, str] = {}
+    for index, entry in enumerate(manifest.stems):
+        if entry.file_index is None:
+            details[f"stems[{index}].stem_id"] = "give the stems as files and name them by file_index, or mix a " \
+                                                 "track by its id"
+        elif entry.file_index >= len(files):
+            details[f"stems[{index}].file_index"] = f"only {len(files)} stem files were given"
+    if details:
+        raise ManifestInvalid(details)
+    audios = [stem_audio(path) for path in files]
+    return [audios[int(entry.file_index or 0)] for entry in manifest.stems]
+
+
+def write_mix(mixdown: Mixdown, out: Path, progress: ProgressFn | None = None) -> int:
+    """Render ``mixdown`` into the WAV file ``out`` (written beside it, then renamed: a failed render leaves no
+    half file). Returns the number of clipped samples."""
+    out = Path(out)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with partial.open("wb") as fh:
+            for chunk in mixdown.wav_chunks(progress):
+                fh.write(chunk)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return mixdown.clipped
