@@ -57,6 +57,7 @@ bench: install-test services
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/separate.py
+	$(BIN)/python bench/mixdown.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

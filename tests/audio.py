@@ -31,3 +31,14 @@ def write_audio(path: Path, seconds: float = 2.0, sr: int = 44100) -> Path:
                    check=True)
     wav.unlink()
     return path
+
+
+def stored_files(folder: Path) -> list[str]:
+    """The names in a track or stems folder, less the waveform-peaks cache (``.peaks/``), whose entries must
+    each belong to one of those files (no stray or stale cache is left behind)."""
+    names = sorted(p.name for p in folder.iterdir() if p.name != ".peaks")
+    cache = folder / ".peaks"
+    if cache.is_dir():
+        for entry in cache.iterdir():
+            assert any(entry.name.startswith(f"{name}.") and entry.suffix == ".npz" for name in names), entry
+    return names

@@ -1,6 +1,7 @@
 """The server mixdown against the DAW contract, sample by sample.
 
-Stems are float WAVs (read back exactly) at 1000 Hz, so a millisecond is a sample and the 5 ms edge ramp
+The mixdown computes in float32 (as the browser's Web Audio graph does), so values are compared to float32
+precision. Stems are float WAVs (read back exactly) at 1000 Hz, so a millisecond is a sample and the 5 ms edge ramp
 is five samples: expected values are written out by hand or from the contract's formulas. A property test
 renders random manifests block by block and compares them with a whole-array reference written plainly
 here, from the contract, not from the product's code.
@@ -52,7 +53,8 @@ def op(kind: str, **params: Any) -> dict[str, Any]:
 
 
 def left(out: np.ndarray, *frames: int) -> list[float]:
-    return [round(float(out[f, 0]), 12) for f in frames]
+    """Left-channel samples, to the precision of float32 (the mixdown's arithmetic, like Web Audio's)."""
+    return [round(float(out[f, 0]), 6) for f in frames]
 
 
 # --- each operation and curve --------------------------------------------------------------------------------
@@ -99,10 +101,10 @@ def test_fade_in_and_fade_out_follow_each_curve(tmp_path: Path, curve: str) -> N
     c = CURVES[curve]
     fade_in = mix(manifest({"operations": [op("fade_in", start_ms=100, end_ms=200, curve=curve)]}), [audio])
     expected = [0.0] * 100 + [c((n - 100) / 100) for n in range(100, 201)] + [1.0] * 199
-    assert np.allclose(fade_in[:, 0], expected, atol=1e-12, rtol=0)
+    assert np.allclose(fade_in[:, 0], expected, atol=1e-7, rtol=1e-6)
     fade_out = mix(manifest({"operations": [op("fade_out", start_ms=100, end_ms=200, curve=curve)]}), [audio])
     expected = [1.0] * 100 + [c(1 - (n - 100) / 100) for n in range(100, 201)] + [0.0] * 199
-    assert np.allclose(fade_out[:, 0], expected, atol=1e-12, rtol=0)
+    assert np.allclose(fade_out[:, 0], expected, atol=1e-7, rtol=1e-6)
 
 
 def test_the_default_curve_is_linear_and_split_changes_nothing(tmp_path: Path) -> None:
@@ -131,8 +133,8 @@ def test_mute_beats_solo_and_several_soloed_stems_sound_together(tmp_path: Path)
     a, b, c = (const(tmp_path, n, (v, v)) for n, v in (("a", 0.5), ("b", 0.125), ("c", 0.0078125)))
     assert left(mix(manifest({"solo": True, "muted": True}, {"solo": True}, {}), [a, b, c]), 0) == [0.125]
     assert left(mix(manifest({"solo": True}, {"solo": True}, {}), [a, b, c]), 0) == [0.625]
-    assert left(mix(manifest({"muted": True}, {}, {}), [a, b, c]), 0) == [0.1328125]
-    assert left(mix(manifest({}, {}, {}), [a, b, c]), 0) == [0.6328125]
+    assert mix(manifest({"muted": True}, {}, {}), [a, b, c])[0, 0] == 0.1328125
+    assert mix(manifest({}, {}, {}), [a, b, c])[0, 0] == 0.6328125
     silent = mix(manifest({"muted": True}, {"muted": True}, {"muted": True}), [a, b, c])
     assert silent.shape == (400, 2) and not silent.any()
 
@@ -157,10 +159,10 @@ def stereo_panner(pan: float, in_left: float, in_right: float) -> tuple[float, f
 def test_pan_follows_the_stereo_panner_on_stereo_and_mono(tmp_path: Path, pan: float) -> None:
     stereo = const(tmp_path, "s", (0.375, -0.25))
     out = mix(manifest({"pan": pan, "volume": 0.5}), [stereo])
-    assert np.allclose(out[3], stereo_panner(pan, 0.1875, -0.125), atol=1e-15, rtol=0)
+    assert np.allclose(out[3], stereo_panner(pan, 0.1875, -0.125), atol=1e-7, rtol=1e-6)
     mono = const(tmp_path, "m", (0.5,))
     out = mix(manifest({"pan": pan}), [mono])
-    assert np.allclose(out[3], stereo_panner(pan, 0.5, 0.5), atol=1e-15, rtol=0)
+    assert np.allclose(out[3], stereo_panner(pan, 0.5, 0.5), atol=1e-7, rtol=1e-6)
     if pan == 0:
         assert out[3].tolist() == [0.5, 0.5]  # passes unchanged
 
@@ -333,6 +335,6 @@ def test_block_rendering_equals_a_whole_array_reference(tmp_path: Path, case: An
     got = mix(parse_manifest(doc), audios, block_frames=block)
     want = reference_mix(doc, signals)
     assert got.shape == want.shape
-    assert np.allclose(got, want, atol=1e-9, rtol=0)
+    assert np.allclose(got, want, atol=1e-6, rtol=1e-5)  # float32 arithmetic against a float64 reference
     whole = mix(parse_manifest(doc), audios, block_frames=1 << 20)
     assert np.array_equal(got, whole)  # the block size never changes a sample

@@ -18,7 +18,7 @@ import pytest
 
 import tests.jobs as tests_jobs
 from core.tagging import read_tags, write_tags
-from tests.audio import write_audio
+from tests.audio import stored_files, write_audio
 from tests.conftest import Server, User, error_of, register
 from tests.fakes.audio_server import AudioServer
 from tests.fakes.invidious import FakeInvidious
@@ -100,7 +100,7 @@ def test_spotify_track_downloads_tagged_and_plays_with_range(server: Server, use
     assert unquote(status["output_path"]) == f"/files/downloads/{track_id}/{name}"
     path = server.data_dir / "uploads" / "downloads" / track_id / name
     assert status["file_size"] == path.stat().st_size == track["file_size"]
-    assert [p.name for p in path.parent.iterdir()] == [name]  # no partial files left behind
+    assert stored_files(path.parent) == [name]  # no partial files left behind
     assert names(path) == {"title": song["title"], "artist": song["artist"], "album": song["album"]}
     assert events[-1][1]["result"]["source_score"] == track["source_score"]
 
@@ -143,7 +143,7 @@ def test_source_override_skips_the_search(server: Server, user: User, song: dict
     assert track["audio_format"] == "flac" and track["duration"] == 2  # the audio server's tone
     folder = server.data_dir / "uploads" / "downloads" / track_id
     name = f"{song['artist']} - {song['title']}.flac"
-    assert [p.name for p in folder.iterdir()] == [name]  # the earlier MP3 was replaced
+    assert stored_files(folder) == [name]  # the earlier MP3 was replaced
     assert names(folder / name) == {"title": song["title"], "artist": song["artist"], "album": song["album"]}
     assert job["result"]["source_url"] == source
 

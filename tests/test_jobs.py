@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import tests.jobs as tests_jobs
+from tests.audio import stored_files
 from tests.conftest import Server, User, error_of, register
 from tests.fakes.audio_server import AudioServer
 from tests.jobs import FINAL
@@ -73,8 +74,8 @@ def test_download_job_streams_progress_and_completes(jobs_server: Server, juser:
     track = juser.api.get(f"/api/tracks/{track_id}").json()["data"]
     assert track["title"] == "Night Drive" and track["audio_format"] == "mp3"
     assert track["file_size"] == done["result"]["file_size"] and track["duration"] == 2
-    files = list((jobs_server.data_dir / "uploads" / "downloads" / track_id).iterdir())
-    assert [f.name for f in files] == ["Night Drive.mp3"]  # no partial files left behind
+    files = stored_files(jobs_server.data_dir / "uploads" / "downloads" / track_id)
+    assert files == ["Night Drive.mp3"]  # no partial files left behind
 
 
 def test_lossless_quality_gives_flac(juser: User, audio_server: AudioServer) -> None:

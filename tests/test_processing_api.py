@@ -26,6 +26,7 @@ from core.separation.catalog import ENGINES, MODEL_NAMES
 from core.settings import Settings
 from data.db import make_engine
 from data.models import Stem
+from tests.audio import stored_files
 from tests.conftest import Server, User, error_of, register, track_without_audio, upload_audio
 from tests.fakes.spotify import FakeSpotify
 from tests.jobs import follow_job
@@ -150,7 +151,7 @@ def test_separation_job_streams_progress_and_completes_with_the_stems(server: Se
     rows = stem_rows(server, job_id)
     assert sorted(r.path for r in rows) == sorted(f"stems/{job_id}/{t}.wav" for t in FOUR)
     assert {str(r.id) for r in rows} == {s["id"] for s in result["stems"]}
-    assert sorted(p.name for p in (server.data_dir / "uploads" / "stems" / job_id).iterdir()) == \
+    assert stored_files(server.data_dir / "uploads" / "stems" / job_id) == \
         sorted(f"{t}.wav" for t in FOUR)  # no partial files left behind
 
 

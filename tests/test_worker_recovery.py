@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.audio import stored_files
 from tests.conftest import ROOT, Server, User, register, start_server, stop_server
 from tests.fakes.audio_server import AudioServer
 from tests.phoenix import PhxClient
@@ -82,7 +83,7 @@ def test_sigkilled_worker_job_is_requeued_and_completes(rserver: Server, ruser: 
     requeued = [f[4] for f in frames if f[3] == "job:progress" and "worker stopped" in f[4]["message"]]
     assert requeued and requeued[0]["status"] == "queued"
     assert frames[-1][3] == "job:completed"
-    files = [p.name for p in (rserver.data_dir / "uploads" / "downloads" / track_id).iterdir()]
+    files = stored_files(rserver.data_dir / "uploads" / "downloads" / track_id)
     assert files == ["killed.mp3"]  # the first attempt's partial files are gone too
 
 

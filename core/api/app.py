@@ -33,6 +33,7 @@ from core.api.routes import (
     users,
 )
 from core.api.schemas import ErrorOut
+from core.daw.export import MAX_UPLOADED_STEMS
 from core.errors import NotFound
 from core.event_hub import EventHub
 from core.events import event_log_from_settings
@@ -142,5 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         UploadSizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024 + 1024 * 1024, prefixes=("/api/tracks/upload",)
     )
+    # The export's uploaded stems: each file is checked on its own (422), the whole body bounded here.
+    app.add_middleware(UploadSizeLimit, max_bytes=MAX_UPLOADED_STEMS * settings.max_upload_mb * 1024 * 1024
+                       + 4 * 1024 * 1024, prefixes=("/api/daw/export",))
     app.add_middleware(SessionMiddleware, signer=signer, cookie_name=SESSION_COOKIE, secure=settings.cookie_secure)
     return app

@@ -177,13 +177,17 @@ def cached_peaks(audio: Path, progress: ProgressCallback | None = None) -> BaseP
 
 
 def _pixels(frames: np.ndarray) -> np.ndarray:
-    """int16 (n, C) -> (ceil(n / 256), C, 2) min/max; n is a multiple of 256 except for the final block."""
+    """int16 (n, C) -> (ceil(n / 256), C, 2) min/max; n is a multiple of 256 except for the final block.
+
+    The reduction runs over the last axis of a planar copy ``(C, pixels, 256)``: contiguous, so numpy's
+    vectorised min/max apply (reducing the middle axis of ``(pixels, 256, C)`` is about 15 times slower).
+    """
     n, channels = frames.shape
     full = n - n % BASE_SAMPLES_PER_PIXEL
     out = []
     if full:
-        grid = frames[:full].reshape(-1, BASE_SAMPLES_PER_PIXEL, channels)
-        out.append(np.stack([grid.min(axis=1), grid.max(axis=1)], axis=-1))
+        planar = np.ascontiguousarray(frames[:full].T).reshape(channels, -1, BASE_SAMPLES_PER_PIXEL)
+        out.append(np.stack([planar.min(axis=2).T, planar.max(axis=2).T], axis=-1))
     if full < n:
         rest = frames[full:]
         out.append(np.stack([rest.min(axis=0), rest.max(axis=0)], axis=-1)[np.newaxis])
@@ -250,3 +254,18 @@ def _remove_stale(audio: Path, keep: Path) -> None:
         if entry.name != keep.name and pattern.fullmatch(entry.name):
             with contextlib.suppress(OSError):
                 entry.unlink()
+
+
+def discard_peaks(audio: Path) -> None:
+    """Remove every cached version of ``audio``'s peaks (the audio was deleted or replaced)."""
+    audio = Path(audio)
+    cache = audio.parent / CACHE_DIR
+    if not cache.is_dir():
+        return
+    pattern = re.compile(re.escape(audio.name) + r"\.\d+-\d+\.npz")
+    for entry in cache.iterdir():
+        if pattern.fullmatch(entry.name):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    with contextlib.suppress(OSError):
+        cache.rmdir()  # only when empty

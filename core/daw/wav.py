@@ -44,12 +44,15 @@ def wav_header(frames: int, sample_rate: int, channels: int = 2) -> bytes:
 
 def clipped_count(block: np.ndarray) -> int:
     """How many samples of ``block`` are beyond full scale (``|y| > 1``)."""
+    if block.size == 0 or (block.max() <= 1.0 and block.min() >= -1.0):
+        return 0  # the usual case, without a temporary array
     return int(np.count_nonzero(np.abs(block) > 1.0))
 
 
 def pcm24_bytes(block: np.ndarray) -> bytes:
-    """Frames ``(n, channels)`` of float samples as interleaved 24-bit little-endian PCM."""
-    scaled = np.multiply(block, FULL_SCALE, dtype=np.float64)
+    """Frames ``(n, channels)`` of float samples (a view of planar data is fine) as interleaved 24-bit
+    little-endian PCM."""
+    scaled = np.multiply(block, np.float32(FULL_SCALE), dtype=np.float32)
     np.rint(scaled, out=scaled)
     np.clip(scaled, -FULL_SCALE, FULL_SCALE - 1.0, out=scaled)
     ints = scaled.astype("<i4").reshape(-1)

@@ -16,16 +16,18 @@ it and stores the outcome on the ``Track`` row.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
+from core.daw.peaks import discard_peaks
 from core.daw.waveforms import draw_waveforms
 from core.downloader import DEFAULT_QUALITY, DownloadedAudio, download_audio
 from core.progress import BadInput, scaled
 from core.search import find_source
 from core.spotify import SpotifyError, SpotifyNotConfigured, SpotifyTrack, get_catalog, save_tracks
 from data.db import session_scope
-from data.files import FileStore, public_url
+from data.files import FileStore, UnsafePath, public_url
 from data.models import Track, utcnow
 from workers.registry import JobContext, register
 
@@ -82,6 +84,8 @@ async def _store_audio(track_id: uuid.UUID, rel_path: str, audio: DownloadedAudi
         session.add(track)
         await session.commit()
     if previous and previous != rel_path:  # a re-download in another format replaced the old file
+        with contextlib.suppress(UnsafePath):
+            discard_peaks(store.resolve(previous))
         store.remove_file(previous)
 
 
