@@ -205,6 +205,10 @@ def test_the_wav_is_24_bit_with_an_exact_header_and_clipped_samples_counted(tmp_
     assert mixdown.clipped == 300  # one channel of every frame is beyond full scale
     quiet, mixdown = render_wav(manifest({}, {"muted": True}), [a, b])
     assert mixdown.clipped == 0
+    full = const(tmp_path, "f", (1.0, -1.0))  # exactly full scale: the largest values, not counted as clipped
+    wav, mixdown = render_wav(manifest({}), [full])
+    data, _ = sf.read(io.BytesIO(wav), dtype="int32")
+    assert mixdown.clipped == 0 and (data[0] >> 8).tolist() == [(1 << 23) - 1, -(1 << 23)]
 
 
 def test_stems_of_different_sample_rates_are_refused(tmp_path: Path) -> None:
@@ -338,3 +342,16 @@ def test_block_rendering_equals_a_whole_array_reference(tmp_path: Path, case: An
     assert np.allclose(got, want, atol=1e-6, rtol=1e-5)  # float32 arithmetic against a float64 reference
     whole = mix(parse_manifest(doc), audios, block_frames=1 << 20)
     assert np.array_equal(got, whole)  # the block size never changes a sample
+
+
+def test_the_wav_is_the_same_for_any_number_of_threads_and_block_size(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    audios = [write_stem(tmp_path / f"t{i}.wav", rng.uniform(-0.7, 0.7, (997, 2))) for i in range(3)]
+    doc = manifest({"pan": -0.4, "operations": [op("fade_in", start_ms=0, end_ms=300, curve="equal_power")]},
+                   {"volume": 1.7, "operations": [op("gain", start_ms=100, end_ms=600, level=3)]},
+                   {"pan": 0.9}, range={"start_ms": 13, "end_ms": 990})
+    renders = set()
+    for threads, block in ((1, 64), (3, 64), (2, 1000), (4, 7)):
+        mixdown = Mixdown(doc, audios, block_frames=block)
+        renders.add((b"".join(mixdown.wav_chunks(threads=threads)), mixdown.clipped))
+    assert len(renders) == 1 and next(iter(renders))[1] > 0

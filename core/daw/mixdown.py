@@ -20,7 +20,10 @@ read at all. Everything is vectorised numpy in float64.
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +33,11 @@ import soundfile as sf
 
 from core.daw.envelopes import StemEnvelope
 from core.daw.manifest import Manifest, range_frames
-from core.daw.wav import clipped_count, pcm24_bytes, wav_header, wav_size
+from core.daw.wav import FULL_SCALE, Pcm24Encoder, clipped_count, wav_header, wav_size
 from core.errors import InvalidAudio, InvalidInput
 from core.progress import ProgressFn
 
-BLOCK_FRAMES = 1 << 16
+BLOCK_FRAMES = 1 << 17
 OUT_CHANNELS = 2
 
 
@@ -98,15 +101,14 @@ class _VoiceReader:
     way to float32, exactly what libsndfile's own float conversion does.
     """
 
-    def __init__(self, voice: Voice, block_frames: int) -> None:
+    def __init__(self, voice: Voice, block_frames: int, scale: float = 1.0) -> None:
         self.voice = voice
         self.handle = sf.SoundFile(str(voice.audio.path))
         self.as_int16 = self.handle.subtype == "PCM_16"
         channels = voice.audio.channels
         self.raw = np.empty((block_frames, channels), dtype=np.int16 if self.as_int16 else np.float32)
         self.planar = np.empty((channels, block_frames), dtype=np.float32)
-        scale = 1.0 / 32768.0 if self.as_int16 else 1.0
-        self.gain = np.float32(voice.gain * scale)
+        self.gain = np.float32(voice.gain * scale * (1.0 / 32768.0 if self.as_int16 else 1.0))
         m = voice.matrix
         if m is not None and channels == 1:  # mono feeds both inputs of the panner
             m = m.sum(axis=1, keepdims=True)
@@ -181,26 +183,9 @@ class Mixdown:
 
     def _blocks(self, first: int, end: int) -> Iterator[np.ndarray]:
         """Planar float32 blocks ``(2, n)`` of the mix; each is valid until the next one is asked for."""
-        acc = np.empty((OUT_CHANNELS, self.block_frames), dtype=np.float32)
-        tmp = np.empty(self.block_frames, dtype=np.float32)
-        master = np.float32(self.master)
-        with ExitStack() as stack:
-            readers = []
-            for voice in self.voices:
-                reader = _VoiceReader(voice, self.block_frames)
-                stack.callback(reader.close)
-                readers.append(reader)
+        with _Lane(self) as lane:
             for start in range(first, end, self.block_frames):
-                count = min(self.block_frames, end - start)
-                out = acc[:, :count]
-                out.fill(0.0)
-                for reader in readers:
-                    x = reader.read(start, count)
-                    if x is not None:
-                        _add_panned(out[:, : x.shape[1]], x, reader.matrix, tmp[: x.shape[1]])
-                if master != 1.0:
-                    out *= master
-                yield out
+                yield lane.mix(start, min(self.block_frames, end - start))
 
     def render(self, first: int | None = None, end: int | None = None) -> Iterator[np.ndarray]:
         """The mix of frames ``[first, end)`` (default: the manifest's range) as float32 blocks of shape
@@ -214,18 +199,94 @@ class Mixdown:
         """Samples beyond full scale in frames ``[first, end)`` (renders that part)."""
         return sum(clipped_count(block) for block in self._blocks(first, end))
 
-    def wav_chunks(self, progress: ProgressFn | None = None) -> Iterator[bytes]:
-        """The 24-bit WAV of the range: the header, then one chunk per block. ``self.clipped`` counts the
-        samples clipped so far."""
+    def wav_chunks(self, progress: ProgressFn | None = None, *, threads: int | None = None) -> Iterator[bytes]:
+        """The 24-bit WAV of the range: the header, then one chunk per block, in order. ``self.clipped`` counts
+        the samples clipped so far.
+
+        Blocks are mixed and encoded by ``threads`` lanes at once (default: the CPUs this process may use, at
+        most ``MAX_LANES``), each with its own file handles and buffers; a sample does not depend on the block
+        it falls in, so the bytes are the same for any number of lanes.
+        """
         yield wav_header(self.frames, self.sample_rate, OUT_CHANNELS)
         self.clipped = 0
+        starts = list(range(self.first, self.end, self.block_frames))
+        lanes = max(1, min(threads or _usable_cpus(), MAX_LANES, len(starts)))
         done = 0
-        for block in self._blocks(self.first, self.end):
-            self.clipped += clipped_count(block)
-            yield pcm24_bytes(block.T)
-            done += block.shape[1]
-            if progress is not None:
-                progress(100.0 * done / max(1, self.frames), "Mixing")
+        with ExitStack() as stack:
+            workers = [stack.enter_context(_Lane(self, encode=True)) for _ in range(lanes)]
+            pool = stack.enter_context(ThreadPoolExecutor(lanes, thread_name_prefix="mixdown"))
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+
+            def job(index: int) -> Future[tuple[bytes, int]]:
+                start = starts[index]
+                return pool.submit(workers[index % lanes].encoded, start, min(self.block_frames, self.end - start))
+
+            pending = deque(job(i) for i in range(min(lanes, len(starts))))
+            for index in range(len(starts)):
+                data, clipped = pending.popleft().result()
+                if index + lanes < len(starts):  # that lane is free again: its previous block was just taken
+                    pending.append(job(index + lanes))
+                self.clipped += clipped
+                done += len(data) // (OUT_CHANNELS * 3)
+                yield data
+                if progress is not None:
+                    progress(100.0 * done / max(1, self.frames), "Mixing")
+
+
+MAX_LANES = 4
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Lane:
+    """Everything one thread needs to mix blocks: a reader per voice, an accumulator, an encoder."""
+
+    def __init__(self, mixdown: Mixdown, *, encode: bool = False) -> None:
+        # An encoding lane mixes at 24-bit full scale (every gain times 2**23): scaling by a power of two is
+        # exact in float, so these are the same numbers the encoder would make, one pass over the block fewer.
+        self.scale = FULL_SCALE if encode else 1.0
+        self.readers = [_VoiceReader(voice, mixdown.block_frames, self.scale) for voice in mixdown.voices]
+        self.acc = np.empty((OUT_CHANNELS, mixdown.block_frames), dtype=np.float32)
+        self.tmp = np.empty(mixdown.block_frames, dtype=np.float32)
+        self.master = np.float32(mixdown.master)
+        self.encoder = Pcm24Encoder(mixdown.block_frames) if encode else None
+
+    def __enter__(self) -> _Lane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for reader in self.readers:
+            reader.close()
+
+    def mix(self, start: int, count: int) -> np.ndarray:
+        """The planar block ``(2, count)`` of frames ``[start, start + count)``; valid until the next call."""
+        out = self.acc[:, :count]
+        out.fill(0.0)
+        for reader in self.readers:
+            x = reader.read(start, count)
+            if x is not None:
+                _add_panned(out[:, : x.shape[1]], x, reader.matrix, self.tmp[: x.shape[1]])
+        if self.master != 1.0:
+            out *= self.master
+        return out
+
+    def encoded(self, start: int, count: int) -> tuple[bytes, int]:
+        """The block as 24-bit PCM bytes and its clipped-sample count."""
+        assert self.encoder is not None
+        block = self.mix(start, count)
+        if block.size == 0:
+            return b"", 0
+        high, low = block.max(), block.min()
+        # Rounding reaches 2**23 (one past the largest 24-bit value) from 2**23 - 0.5 on: clip from there,
+        # though only samples beyond full scale count as clipped.
+        clip = high > FULL_SCALE - 1.0 or low < -FULL_SCALE
+        clipped = clipped_count(block, self.scale) if high > FULL_SCALE or low < -FULL_SCALE else 0
+        return self.encoder.encode_scaled(block, clip=clip), clipped
 
 
 def _add_panned(out: np.ndarray, x: np.ndarray, matrix: np.ndarray | None, tmp: np.ndarray) -> None:

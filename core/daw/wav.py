@@ -42,18 +42,48 @@ def wav_header(frames: int, sample_rate: int, channels: int = 2) -> bytes:
             + b"data" + struct.pack("<I", size))
 
 
-def clipped_count(block: np.ndarray) -> int:
-    """How many samples of ``block`` are beyond full scale (``|y| > 1``)."""
-    if block.size == 0 or (block.max() <= 1.0 and block.min() >= -1.0):
+def clipped_count(block: np.ndarray, full_scale: float = 1.0) -> int:
+    """How many samples of ``block`` are beyond full scale (``|y| > full_scale``; 1.0 for float samples)."""
+    if block.size == 0 or (block.max() <= full_scale and block.min() >= -full_scale):
         return 0  # the usual case, without a temporary array
-    return int(np.count_nonzero(np.abs(block) > 1.0))
+    return int(np.count_nonzero(np.abs(block) > full_scale))
+
+
+class Pcm24Encoder:
+    """Planar float blocks ``(2, n)`` to interleaved 24-bit little-endian PCM bytes, with buffers reused from
+    block to block. Each sample is cut to its 3 low bytes by copying a 3-byte field of its int32 (a
+    structured view), the fastest packing numpy offers (about 2.5 times the plain byte-slicing)."""
+
+    _LOW3 = np.dtype({"names": ["b"], "formats": ["V3"], "offsets": [0], "itemsize": 4})
+
+    def __init__(self, block_frames: int) -> None:
+        self.scaled = np.empty((2, block_frames), dtype=np.float32)
+        self.ints = np.empty((2, block_frames), dtype="<i4")
+        self.packed = np.empty(block_frames, dtype=np.dtype([("left", "V3"), ("right", "V3")]))
+
+    def encode(self, planar: np.ndarray) -> bytes:
+        """``planar``: float samples, full scale 1.0."""
+        n = planar.shape[1]
+        scaled = self.scaled[:, :n]
+        np.multiply(planar, np.float32(FULL_SCALE), out=scaled)
+        return self.encode_scaled(scaled, clip=True)
+
+    def encode_scaled(self, scaled: np.ndarray, *, clip: bool) -> bytes:
+        """``scaled``: float samples at 24-bit full scale (2**23), rounded in place; ``clip=False`` when the
+        caller knows none is beyond full scale."""
+        n = scaled.shape[1]
+        np.rint(scaled, out=scaled)
+        if clip:
+            np.clip(scaled, -FULL_SCALE, FULL_SCALE - 1.0, out=scaled)
+        ints = self.ints[:, :n]
+        np.copyto(ints, scaled, casting="unsafe")
+        packed = self.packed[:n]
+        packed["left"] = ints[0].view(self._LOW3)["b"]
+        packed["right"] = ints[1].view(self._LOW3)["b"]
+        return packed.tobytes()
 
 
 def pcm24_bytes(block: np.ndarray) -> bytes:
-    """Frames ``(n, channels)`` of float samples (a view of planar data is fine) as interleaved 24-bit
-    little-endian PCM."""
-    scaled = np.multiply(block, np.float32(FULL_SCALE), dtype=np.float32)
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, -FULL_SCALE, FULL_SCALE - 1.0, out=scaled)
-    ints = scaled.astype("<i4").reshape(-1)
-    return ints.view(np.uint8).reshape(-1, 4)[:, :BYTES_PER_SAMPLE].tobytes()
+    """Frames ``(n, 2)`` of float samples as interleaved 24-bit little-endian PCM (one-off; see Pcm24Encoder)."""
+    planar = np.ascontiguousarray(block.T, dtype=np.float32)
+    return Pcm24Encoder(planar.shape[1]).encode(planar)
