@@ -34,14 +34,41 @@ from core.daw.manifest import CropOp, FadeInOp, FadeOutOp, GainOp, MuteOp, Split
 
 RAMP_S = 0.005
 
-Curve = Callable[[np.ndarray], np.ndarray]
+# Each works in place on ``u`` (values in [0, 1]), so a long fade allocates nothing.
+Curve = Callable[[np.ndarray], None]
+
+
+def _equal_power(u: np.ndarray) -> None:
+    u *= np.pi / 2
+    np.sin(u, out=u)
+
+
+def _s_curve(u: np.ndarray) -> None:
+    u *= np.pi
+    np.cos(u, out=u)
+    np.subtract(1.0, u, out=u)
+    u *= 0.5
+
+
+def _exponential(u: np.ndarray) -> None:
+    u *= 10.0
+    np.exp2(u, out=u)
+    u -= 1.0
+    u /= 1023.0
+
+
+def _logarithmic(u: np.ndarray) -> None:
+    u *= 9.0
+    u += 1.0
+    np.log10(u, out=u)
+
 
 CURVES: dict[str, Curve] = {
-    "linear": lambda u: u,
-    "equal_power": lambda u: np.sin(u * (np.pi / 2)),
-    "s_curve": lambda u: (1.0 - np.cos(np.pi * u)) / 2.0,
-    "exponential": lambda u: (np.exp2(10.0 * u) - 1.0) / 1023.0,
-    "logarithmic": lambda u: np.log10(1.0 + 9.0 * u),
+    "linear": lambda u: None,
+    "equal_power": _equal_power,
+    "s_curve": _s_curve,
+    "exponential": _exponential,
+    "logarithmic": _logarithmic,
 }
 
 
@@ -49,8 +76,9 @@ CURVES: dict[str, Curve] = {
 class Envelope:
     """``before`` for ``t < lo``, ``shape(t)`` for ``lo <= t <= hi``, ``after`` for ``t > hi`` (seconds).
 
-    ``shape`` meets ``before`` and ``after`` at the edges, so where a sample falls exactly on an edge
-    does not change its value beyond float rounding. ``peak`` is the largest value anywhere in ``[lo, hi]``.
+    ``shape`` turns an array of times into the envelope's values in place. It meets ``before`` and
+    ``after`` at the edges, so where a sample falls exactly on an edge does not change its value beyond
+    float rounding. ``peak`` is the largest value anywhere in ``[lo, hi]``.
     ``flat``: an optional ``(lo, hi, value)`` inside ``[lo, hi]`` where ``shape`` is that constant (a trim's
     silence, a crop's or a gain's inside); it is filled in, not computed, so a long edit costs nothing.
     """
@@ -60,7 +88,7 @@ class Envelope:
     before: float
     after: float
     peak: float
-    shape: Callable[[np.ndarray], np.ndarray]
+    shape: Callable[[np.ndarray], None]
     flat: tuple[float, float, float] | None = None
 
     def frames(self, sample_rate: int) -> tuple[int, int]:
@@ -76,8 +104,48 @@ class Envelope:
         return (first, last, value) if first <= last else None
 
 
-def _trim_shape(s: float, e: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda t: np.clip(np.maximum(s - t, t - e) / RAMP_S, 0.0, 1.0)
+def _distance_shape(s: float, e: float, inside: bool) -> Callable[[np.ndarray], None]:
+    """The trim ramp ``clip(max(s - t, t - e) / R, 0, 1)`` (``inside=False``) or the crop ramp
+    ``clip(min(t - s, e - t) / R, 0, 1)`` (``inside=True``), in place, written with ``c = (s + e) / 2`` and
+    ``w = (e - s) / 2`` as ``(|t - c| - w) / R`` and ``(w - |t - c|) / R``."""
+    centre, half = (s + e) / 2.0, (e - s) / 2.0
+
+    def shape(t: np.ndarray) -> None:
+        t -= centre
+        np.abs(t, out=t)
+        if inside:
+            np.subtract(half, t, out=t)
+        else:
+            t -= half
+        t /= RAMP_S
+        np.clip(t, 0.0, 1.0, out=t)
+
+    return shape
+
+
+def _gain_shape(s: float, e: float, level: float) -> Callable[[np.ndarray], None]:
+    trim = _distance_shape(s, e, inside=False)
+
+    def shape(t: np.ndarray) -> None:
+        trim(t)
+        t *= 1.0 - level
+        t += level
+
+    return shape
+
+
+def _fade_shape(s: float, e: float, curve: Curve, out: bool) -> Callable[[np.ndarray], None]:
+    width = e - s
+
+    def shape(t: np.ndarray) -> None:
+        t -= s
+        t /= width
+        np.clip(t, 0.0, 1.0, out=t)
+        if out:
+            np.subtract(1.0, t, out=t)
+        curve(t)
+
+    return shape
 
 
 def operation_envelope(op: TrimOp | MuteOp | CropOp | GainOp | FadeInOp | FadeOutOp | SplitOp) -> Envelope | None:
@@ -86,20 +154,17 @@ def operation_envelope(op: TrimOp | MuteOp | CropOp | GainOp | FadeInOp | FadeOu
         return None
     s, e = op.params.start_ms / 1000.0, op.params.end_ms / 1000.0
     if isinstance(op, TrimOp | MuteOp):
-        return Envelope(s - RAMP_S, e + RAMP_S, 1.0, 1.0, 1.0, _trim_shape(s, e), (s, e, 0.0))
+        return Envelope(s - RAMP_S, e + RAMP_S, 1.0, 1.0, 1.0, _distance_shape(s, e, inside=False), (s, e, 0.0))
     if isinstance(op, CropOp):
-        return Envelope(s, e, 0.0, 0.0, 1.0, lambda t: np.clip(np.minimum(t - s, e - t) / RAMP_S, 0.0, 1.0),
-                        (s + RAMP_S, e - RAMP_S, 1.0))
+        return Envelope(s, e, 0.0, 0.0, 1.0, _distance_shape(s, e, inside=True), (s + RAMP_S, e - RAMP_S, 1.0))
     if isinstance(op, GainOp):
-        level, trim = op.params.level, _trim_shape(s, e)
-        return Envelope(s - RAMP_S, e + RAMP_S, 1.0, 1.0, max(1.0, level),
-                        lambda t: level + (1.0 - level) * trim(t), (s, e, level))
+        level = op.params.level
+        return Envelope(s - RAMP_S, e + RAMP_S, 1.0, 1.0, max(1.0, level), _gain_shape(s, e, level), (s, e, level))
     curve = CURVES[op.params.curve]
-    width = e - s
     if isinstance(op, FadeInOp):
-        return Envelope(s, e, 0.0, 1.0, 1.0, lambda t: curve(np.clip((t - s) / width, 0.0, 1.0)))
+        return Envelope(s, e, 0.0, 1.0, 1.0, _fade_shape(s, e, curve, out=False))
     assert isinstance(op, FadeOutOp)
-    return Envelope(s, e, 1.0, 0.0, 1.0, lambda t: curve(1.0 - np.clip((t - s) / width, 0.0, 1.0)))
+    return Envelope(s, e, 1.0, 0.0, 1.0, _fade_shape(s, e, curve, out=True))
 
 
 class StemEnvelope:
@@ -114,23 +179,30 @@ class StemEnvelope:
         envelopes = [operation_envelope(op) for op in operations]  # type: ignore[arg-type]
         self.envelopes = [(env, *env.frames(sample_rate), env.flat_frames(sample_rate))
                           for env in envelopes if env is not None]
+        self._ramp = np.empty(0)
 
     def _shape(self, env: Envelope, out: np.ndarray, first: int, a: int, b: int) -> None:
-        """``out[a - first : b - first + 1] = shape`` over frames ``a..b`` (inclusive)."""
-        if a <= b:
-            out[a - first: b - first + 1] = env.shape(np.arange(a, b + 1, dtype=np.float64) / self.sample_rate)
+        """``out[a - first : b - first + 1] = shape`` over frames ``a..b`` (inclusive), computed in place."""
+        if a > b:
+            return
+        t = out[a - first: b - first + 1]
+        ramp = self._ramp
+        if ramp.size < t.size:  # grows once; lanes sharing this object may race here, harmlessly
+            ramp = self._ramp = np.arange(t.size, dtype=np.float64)
+        np.add(ramp[: t.size], a, out=t)  # frame numbers, exact in float64
+        t /= self.sample_rate
+        env.shape(t)
 
     def _factor(self, env: Envelope, lo: int, hi: int, flat: tuple[int, int, float] | None, first: int,
-                last: int) -> float | np.ndarray:
+                last: int, factor: np.ndarray) -> float | np.ndarray:
+        """The envelope over frames ``first..last``: a float where it is constant, else ``factor`` filled in."""
         if last < lo:
             return env.before
         if first > hi:
             return env.after
         if flat is not None and flat[0] <= first and last <= flat[1]:
             return flat[2]
-        count = last - first + 1
         a, b = max(lo, first), min(hi, last)
-        factor = np.empty(count)
         factor[: a - first] = env.before
         factor[b - first + 1:] = env.after
         if flat is None or flat[1] < a or flat[0] > b:
@@ -142,18 +214,31 @@ class StemEnvelope:
         self._shape(env, factor, first, f1 + 1, b)
         return factor
 
-    def block(self, first: int, count: int) -> float | np.ndarray:
+    def block(self, first: int, count: int, out: np.ndarray | None = None,
+              scratch: np.ndarray | None = None) -> float | np.ndarray:
         """Values for frames ``[first, first + count)``: a float where the whole block is constant, else an
-        array of shape ``(count,)``, float64."""
+        array of shape ``(count,)``, float64 (a view of ``out`` when given; ``scratch`` is a second buffer of
+        at least ``count`` values, so a block allocates nothing but the curves of fades)."""
+        out = np.empty(count) if out is None else out[:count]
+        scratch = np.empty(count) if scratch is None else scratch[:count]
         value: float | np.ndarray = 1.0
         last = first + count - 1
         for env, lo, hi, flat in self.envelopes:
-            factor = self._factor(env, lo, hi, flat, first, last)
-            if isinstance(factor, float) and factor == 1.0:
-                continue
-            value = value * factor
-            if isinstance(value, float) and value == 0.0:
-                return 0.0
+            factor = self._factor(env, lo, hi, flat, first, last, scratch)
+            if isinstance(factor, float):
+                if factor == 1.0:
+                    continue
+                if isinstance(value, float):
+                    value *= factor
+                    if value == 0.0:
+                        return 0.0
+                else:
+                    value *= factor
+            elif isinstance(value, float):
+                np.multiply(factor, value, out=out)  # value * factor, as the scalar product would be
+                value = out
+            else:
+                value *= factor
         return value
 
     def max_over(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:

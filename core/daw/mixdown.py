@@ -94,23 +94,34 @@ class Voice:
     matrix: np.ndarray | None
 
 
+class _Buffers:
+    """Block buffers shared by the voices of one lane, which are read one after the other."""
+
+    def __init__(self, block_frames: int) -> None:
+        self.raw = np.empty(2 * block_frames, dtype=np.float32)  # as int16 or float32, up to 2 channels
+        self.planar = np.empty((2, block_frames), dtype=np.float32)
+        self.envelope = np.empty(block_frames)
+        self.scratch = np.empty(block_frames)
+        self.envelope32 = np.empty(block_frames, dtype=np.float32)
+
+
 class _VoiceReader:
-    """A voice's file handle and its block buffers, reused from block to block (no allocation per block).
+    """A voice's file handle, reading into its lane's buffers (no allocation per block).
 
     16-bit PCM is read as int16 (a fifth of the work of decoding to float) and scaled by 2**-15 on the
     way to float32, exactly what libsndfile's own float conversion does.
     """
 
-    def __init__(self, voice: Voice, block_frames: int, scale: float = 1.0) -> None:
+    def __init__(self, voice: Voice, buffers: _Buffers, scale: float = 1.0) -> None:
         self.voice = voice
+        self.buffers = buffers
         self.handle = sf.SoundFile(str(voice.audio.path))
         self.as_int16 = self.handle.subtype == "PCM_16"
-        channels = voice.audio.channels
-        self.raw = np.empty((block_frames, channels), dtype=np.int16 if self.as_int16 else np.float32)
-        self.planar = np.empty((channels, block_frames), dtype=np.float32)
+        self.channels = voice.audio.channels
+        self.dtype = np.int16 if self.as_int16 else np.float32
         self.gain = np.float32(voice.gain * scale * (1.0 / 32768.0 if self.as_int16 else 1.0))
         m = voice.matrix
-        if m is not None and channels == 1:  # mono feeds both inputs of the panner
+        if m is not None and self.channels == 1:  # mono feeds both inputs of the panner
             m = m.sum(axis=1, keepdims=True)
         self.matrix = None if m is None else m.astype(np.float32)
 
@@ -119,24 +130,29 @@ class _VoiceReader:
 
     def read(self, start: int, count: int) -> np.ndarray | None:
         """The voice's gained samples of frames ``[start, start + count)``, planar float32 ``(channels, n)``
-        (n < count past the end of the file), or None where it is silent (not read at all)."""
+        (n < count past the end of the file; valid until the lane's next read), or None where it is silent
+        (not read at all)."""
         available = min(count, self.voice.audio.frames - start)
         if available <= 0:
             return None
-        envelope = self.voice.envelope.block(start, count)
+        buffers = self.buffers
+        envelope = self.voice.envelope.block(start, count, buffers.envelope, buffers.scratch)
         if isinstance(envelope, float) and envelope == 0.0:
             return None
         if self.handle.tell() != start:
             self.handle.seek(start)
-        raw = self.handle.read(available, dtype=self.raw.dtype.name, always_2d=True, out=self.raw[:available])
+        into = buffers.raw.view(self.dtype)[: available * self.channels].reshape(available, self.channels)
+        raw = self.handle.read(available, dtype=into.dtype.name, always_2d=True, out=into)
         n = raw.shape[0]
-        x = self.planar[:, :n]
+        x = buffers.planar[: self.channels, :n]
         np.multiply(raw.T, self.gain, out=x, casting="unsafe")
         if isinstance(envelope, float):
             if envelope != 1.0:
                 x *= np.float32(envelope)
         else:
-            x *= envelope[:n].astype(np.float32)
+            gains = buffers.envelope32[:n]
+            np.copyto(gains, envelope[:n], casting="same_kind")
+            x *= gains
         return x
 
 
@@ -217,18 +233,19 @@ class Mixdown:
             pool = stack.enter_context(ThreadPoolExecutor(lanes, thread_name_prefix="mixdown"))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
 
-            def job(index: int) -> Future[tuple[bytes, int]]:
+            def job(index: int) -> Future[tuple[list[bytes], int]]:
                 start = starts[index]
                 return pool.submit(workers[index % lanes].encoded, start, min(self.block_frames, self.end - start))
 
             pending = deque(job(i) for i in range(min(lanes, len(starts))))
             for index in range(len(starts)):
-                data, clipped = pending.popleft().result()
+                pieces, clipped = pending.popleft().result()
                 if index + lanes < len(starts):  # that lane is free again: its previous block was just taken
                     pending.append(job(index + lanes))
                 self.clipped += clipped
-                done += len(data) // (OUT_CHANNELS * 3)
-                yield data
+                for piece in pieces:
+                    done += len(piece) // (OUT_CHANNELS * 3)
+                    yield piece
                 if progress is not None:
                     progress(100.0 * done / max(1, self.frames), "Mixing")
 
@@ -250,7 +267,8 @@ class _Lane:
         # An encoding lane mixes at 24-bit full scale (every gain times 2**23): scaling by a power of two is
         # exact in float, so these are the same numbers the encoder would make, one pass over the block fewer.
         self.scale = FULL_SCALE if encode else 1.0
-        self.readers = [_VoiceReader(voice, mixdown.block_frames, self.scale) for voice in mixdown.voices]
+        buffers = _Buffers(mixdown.block_frames)
+        self.readers = [_VoiceReader(voice, buffers, self.scale) for voice in mixdown.voices]
         self.acc = np.empty((OUT_CHANNELS, mixdown.block_frames), dtype=np.float32)
         self.tmp = np.empty(mixdown.block_frames, dtype=np.float32)
         self.master = np.float32(mixdown.master)
@@ -275,12 +293,12 @@ class _Lane:
             out *= self.master
         return out
 
-    def encoded(self, start: int, count: int) -> tuple[bytes, int]:
-        """The block as 24-bit PCM bytes and its clipped-sample count."""
+    def encoded(self, start: int, count: int) -> tuple[list[bytes], int]:
+        """The block as 24-bit PCM bytes (in pieces) and its clipped-sample count."""
         assert self.encoder is not None
         block = self.mix(start, count)
         if block.size == 0:
-            return b"", 0
+            return [], 0
         high, low = block.max(), block.min()
         # Rounding reaches 2**23 (one past the largest 24-bit value) from 2**23 - 0.5 on: clip from there,
         # though only samples beyond full scale count as clipped.

@@ -16,6 +16,8 @@ FULL_SCALE = float(1 << 23)
 HEADER_BYTES = 44
 # The RIFF size field is 32 bits: the largest data chunk a plain WAV can describe.
 MAX_DATA_BYTES = (1 << 32) - 1 - 36
+# Frames per bytes object handed out (6 bytes a frame: just under 64 KiB).
+CHUNK_FRAMES = 10922
 
 
 def data_bytes(frames: int, channels: int = 2) -> int:
@@ -57,20 +59,20 @@ class Pcm24Encoder:
     _LOW3 = np.dtype({"names": ["b"], "formats": ["V3"], "offsets": [0], "itemsize": 4})
 
     def __init__(self, block_frames: int) -> None:
-        self.scaled = np.empty((2, block_frames), dtype=np.float32)
+        self.block_frames = block_frames
         self.ints = np.empty((2, block_frames), dtype="<i4")
         self.packed = np.empty(block_frames, dtype=np.dtype([("left", "V3"), ("right", "V3")]))
 
-    def encode(self, planar: np.ndarray) -> bytes:
+    def encode(self, planar: np.ndarray) -> list[bytes]:
         """``planar``: float samples, full scale 1.0."""
-        n = planar.shape[1]
-        scaled = self.scaled[:, :n]
-        np.multiply(planar, np.float32(FULL_SCALE), out=scaled)
+        scaled = np.multiply(planar, np.float32(FULL_SCALE), dtype=np.float32)
         return self.encode_scaled(scaled, clip=True)
 
-    def encode_scaled(self, scaled: np.ndarray, *, clip: bool) -> bytes:
+    def encode_scaled(self, scaled: np.ndarray, *, clip: bool) -> list[bytes]:
         """``scaled``: float samples at 24-bit full scale (2**23), rounded in place; ``clip=False`` when the
-        caller knows none is beyond full scale."""
+        caller knows none is beyond full scale. The bytes come in pieces of at most ``CHUNK_FRAMES`` frames:
+        small enough for the allocator to reuse the same memory for each (a large bytes object per block
+        costs a page fault per 4 KiB, a fifth of the mixdown's time)."""
         n = scaled.shape[1]
         np.rint(scaled, out=scaled)
         if clip:
@@ -80,10 +82,10 @@ class Pcm24Encoder:
         packed = self.packed[:n]
         packed["left"] = ints[0].view(self._LOW3)["b"]
         packed["right"] = ints[1].view(self._LOW3)["b"]
-        return packed.tobytes()
+        return [packed[i:i + CHUNK_FRAMES].tobytes() for i in range(0, n, CHUNK_FRAMES)]
 
 
 def pcm24_bytes(block: np.ndarray) -> bytes:
     """Frames ``(n, 2)`` of float samples as interleaved 24-bit little-endian PCM (one-off; see Pcm24Encoder)."""
     planar = np.ascontiguousarray(block.T, dtype=np.float32)
-    return Pcm24Encoder(planar.shape[1]).encode(planar)
+    return b"".join(Pcm24Encoder(planar.shape[1]).encode(planar))
