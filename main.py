@@ -200,20 +200,17 @@ async def _track_stem_files(settings: Settings, track_id: uuid.UUID, manifest: A
     from data.files import FileStore
     from data.models import Track
 
-    async def load(session: Any) -> list[Any]:
+    result: list[Any] = []
+
+    async def load(session: Any) -> int:
         track = await session.get(Track, track_id)
         if track is None:
             raise NotFound("track")
         rows = referenced_stems(manifest, await track_stems(session, track.user_id, track.id), allow_files=False)
-        return await audio_of(FileStore(settings.uploads_dir), rows)
-
-    result: list[Any] = []
-
-    async def run(session: Any) -> int:
-        result.extend(await load(session))
+        result.extend(await audio_of(FileStore(settings.uploads_dir), rows))
         return 0
 
-    await _with_db(settings, run)
+    await _with_db(settings, load)
     return result
 
 
@@ -226,6 +223,8 @@ def mix_command(args: argparse.Namespace, settings: Settings) -> int:
     from core.daw.mixdown import Mixdown
     from core.errors import StemForgeError
 
+    if Path(args.out).suffix.lower() != ".wav":
+        return _fail(f"{args.out}: the mix is a 24-bit WAV file; name it .wav")
     try:
         manifest = parse_manifest(Path(args.manifest).read_bytes())
         track_id = None
@@ -235,6 +234,8 @@ def mix_command(args: argparse.Namespace, settings: Settings) -> int:
             except ValueError:
                 return _fail(f"no such file: {args.sources[0]}")
         if track_id is not None:
+            if manifest.track_id is not None and manifest.track_id != track_id:
+                return _fail(f"the manifest is for track {manifest.track_id}, not {track_id}")
             audios = asyncio.run(_track_stem_files(settings, track_id, manifest))
         else:
             missing = [s for s in args.sources if not Path(s).is_file()]
@@ -248,11 +249,12 @@ def mix_command(args: argparse.Namespace, settings: Settings) -> int:
     except ManifestInvalid as exc:
         return _fail("; ".join(f"{path}: {msg}" for path, msg in exc.details.items()))
     except StemForgeError as exc:
+        if exc.status == 404 and track_id is not None:
+            return _fail(f"{exc.message} in the database of {settings.data_dir.resolve()} (STEMFORGE_DATA_DIR)")
         return _fail(exc.message)
-    with tqdm(total=100, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
+    with tqdm(total=100, desc="Mixing", bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
 
         def progress(percent: float, message: str = "") -> None:
-            bar.set_description_str(message or "Mixing", refresh=False)
             bar.update(max(0.0, percent - bar.n))
 
         clipped = write_mix(mixdown, Path(args.out), progress)

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     rate_limit_api: str = "60/minute"
     rate_limit_heavy: str = "10/minute"
     rate_limit_login: str = "10/minute"
-    # Waveform peaks and PCM windows: an editor streaming four stems asks for a window every few seconds.
+    # The editor's traffic: waveform peaks, PCM windows (four stems, a window each every few seconds while it
+    # plays) and saved-remix changes (one per gesture).
     rate_limit_media: str = "1200/minute"
 
     max_upload_mb: int = 500

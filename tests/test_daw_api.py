@@ -136,7 +136,11 @@ def test_export_needs_the_session_and_its_csrf_token(server: Server, remixable: 
             "manifest": {"version": 1, "stems": [{"stem_id": stems["vocals"]["id"]}]}}
     assert error_of(export(user, data, csrf=None)) == (403, "csrf_failed")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {user.token}"}) as bearer_only:
-        assert error_of(export(user, data, csrf=None, client=bearer_only)) == (401, "unauthorized")
+        refused = export(user, data, csrf=None, client=bearer_only)
+        assert error_of(refused) == (401, "unauthorized") and "browser route" in refused.json()["error"]
+    as_json = user.browser.post("/api/daw/export", json=data, headers={"X-CSRF-Token": user.csrf})
+    assert error_of(as_json) == (422, "validation_error") and "multipart" in as_json.json()["error"]
+    assert "x-ratelimit-remaining" in export(user, data).headers
     stranger = make_user()
     assert error_of(export(stranger, data)) == (404, "not_found")
 
@@ -215,6 +219,11 @@ def test_uploaded_stems_that_do_not_fit_together_are_refused(remixable: dict[str
     assert "at most" in many["stems[]"]
     big = refusal(user, doc, parts(wav_bytes(np.zeros((SR * 10, 2), dtype=np.float32))))  # 3 MB limit here
     assert "larger than" in big["stems[]"]
+    # an upload mixed with the track's stored stems must fit them
+    with_stored = {"track_id": track_id, "manifest": {"version": 1, "stems": [
+        {"stem_id": remixable["stems"]["vocals"]["id"]}, {"file_index": 0}]}}
+    short = refusal(user, with_stored, parts(wav_bytes(one_second)))
+    assert "frames" in short["stems[]"]
 
 
 # --- saved remix ------------------------------------------------------------------------------------------------
@@ -287,6 +296,8 @@ def test_a_saved_remix_changes_undoes_and_redoes_for_every_client(server: Server
     assert set(r.json()["details"]) == {"stems[0].operations[0].params.end_ms"}
     r = user.api.post(f"/api/daw/{track['id']}/changes", json={"patch": [{"op": "remove", "path": "/nope/1"}]})
     assert error_of(r) == (422, "validation_error") and "patch" in r.json()["details"]
+    r = user.api.post(f"/api/daw/{track['id']}/changes", json={"label": "nothing"})
+    assert error_of(r) == (422, "validation_error") and "manifest or a patch" in r.json()["error"]
     assert user.api.get(f"/api/daw/{track['id']}").json()["data"]["version"] == 6
 
     stranger = make_user()
@@ -372,5 +383,8 @@ def test_the_mix_command_renders_a_stored_track_by_its_id(server: Server, remixa
     assert done.returncode == 0, done.stderr
     want, _ = local_render(doc, [remixable["paths"][n] for n in ("vocals", "drums", "bass", "other")])
     assert out.read_bytes() == want
+    other = server.cli("mix", str(uuid.uuid4()), "--manifest", str(tmp_path / "remix.json"), "-o", str(out))
+    assert other.returncode == 1 and "the manifest is for track" in other.stderr
+    (tmp_path / "remix.json").write_text(json.dumps({**doc, "track_id": None}))
     unknown = server.cli("mix", str(uuid.uuid4()), "--manifest", str(tmp_path / "remix.json"), "-o", str(out))
-    assert unknown.returncode == 1 and "track not found" in unknown.stderr
+    assert unknown.returncode == 1 and "track not found in the database of" in unknown.stderr

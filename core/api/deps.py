@@ -96,12 +96,25 @@ async def browser_user(request: Request, session: SessionDep) -> User:
     """A signed-in browser; state-changing requests must carry the CSRF token."""
     user = await cookie_user(request, session)
     if user is None:
+        if request.headers.get("authorization"):
+            raise Unauthorized("This is a browser route: it takes the session cookie (log in at /users/log-in) "
+                               "and its CSRF token, not an API token", code="unauthorized")
         raise Unauthorized("Please log in", code="unauthorized")
     await check_csrf(request)
     return user
 
 
 BrowserUser = Annotated[User, Depends(browser_user)]
+
+
+async def limited_browser_user(request: Request, user: BrowserUser) -> User:
+    """A signed-in browser under the per-user API limit (with its X-RateLimit-* headers)."""
+    settings: Settings = request.app.state.settings
+    await _limit(request, "api", settings.rate_limit_api, str(user.id))
+    return user
+
+
+LimitedBrowserUser = Annotated[User, Depends(limited_browser_user)]
 
 
 # --- API authentication and rate limits --------------------------------------------------------
@@ -155,8 +168,8 @@ async def api_user(request: Request) -> User:
 
 
 async def media_user(request: Request) -> User:
-    """Like ``api_user``, under the larger ``rate_limit_media`` budget: waveform peaks and PCM windows, which
-    an editor playing several stems asks for many times a minute."""
+    """Like ``api_user``, under the larger ``rate_limit_media`` budget: the editor's traffic (waveform peaks,
+    PCM windows of several stems while it plays, a saved-remix change per gesture)."""
     settings: Settings = request.app.state.settings
     return await _authenticated(request, "media", settings.rate_limit_media)
 

@@ -170,6 +170,8 @@ def _with_listed_stems(manifest: Manifest, ids: list[uuid.UUID], files: int) -> 
 
 def _bind(manifest: Manifest, rows: list[Stem | int], stored: dict[uuid.UUID, StemAudio],
           uploaded: list[StemAudio]) -> list[StemAudio]:
+    """The audio of each manifest stem. Uploaded stems mixed with stored ones must fit them: the same sample
+    rate and length (InvalidInput on ``stems[]`` otherwise)."""
     audios: list[StemAudio] = []
     for index, row in enumerate(rows):
         if isinstance(row, Stem):
@@ -178,8 +180,15 @@ def _bind(manifest: Manifest, rows: list[Stem | int], stored: dict[uuid.UUID, St
             raise ManifestInvalid({f"stems[{index}].file_index": f"there are {len(uploaded)} uploaded stems[] files"})
         else:
             audios.append(uploaded[row])
-    if len({a.sample_rate for a in audios}) > 1:
-        raise _invalid(STEMS_FIELD, "the stems have different sample rates")
+    stored_audio = [a for a in audios if a not in uploaded]
+    if stored_audio and uploaded:
+        rate, frames = stored_audio[0].sample_rate, max(a.frames for a in stored_audio)
+        for index, audio in enumerate(uploaded):
+            if audio.sample_rate != rate:
+                raise _invalid(STEMS_FIELD, f"file {index} is at {audio.sample_rate} Hz, the track's stems at "
+                                            f"{rate} Hz")
+            if audio.frames != frames:
+                raise _invalid(STEMS_FIELD, f"file {index} has {audio.frames} frames, the track's stems {frames}")
     return audios
 
 

@@ -103,20 +103,8 @@ class SplitOp(_Op):
     params: SplitParams
 
 
-class _UnsupportedOp(BaseModel):
-    """``pitch_shift`` / ``time_stretch``: named so the refusal says why, not "unknown type"."""
-
-    model_config = ConfigDict(extra="allow")
-    type: Literal["pitch_shift", "time_stretch"]
-
-    @field_validator("type")
-    @classmethod
-    def _refuse(cls, value: str) -> str:
-        raise ValueError(f"{value} is not supported in manifest version 1")
-
-
 Operation = Annotated[
-    TrimOp | MuteOp | CropOp | GainOp | FadeInOp | FadeOutOp | SplitOp | _UnsupportedOp,
+    TrimOp | MuteOp | CropOp | GainOp | FadeInOp | FadeOutOp | SplitOp,
     Field(discriminator="type"),
 ]
 SpanOperation = TrimOp | MuteOp | CropOp | GainOp | FadeInOp | FadeOutOp
@@ -222,7 +210,9 @@ def _message(error: Mapping[str, Any]) -> tuple[str, str]:
     msg = str(error.get("msg", "invalid value"))
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         path = f"{path}.type"
-        msg = f"type must be one of {', '.join(OPERATION_TYPES)}"
+        tag = str((error.get("ctx") or {}).get("tag", ""))
+        msg = (f"{tag} is not supported in manifest version 1" if tag in UNSUPPORTED_TYPES
+               else f"type must be one of {', '.join(OPERATION_TYPES)}")
     elif kind == "extra_forbidden":
         msg = "unknown field"
     elif msg.startswith("Value error, "):
@@ -261,7 +251,7 @@ def operation_times(stem: StemMix) -> Iterable[tuple[str, float]]:
     for index, op in enumerate(stem.operations):
         if isinstance(op, SplitOp):
             yield f"operations[{index}].params.position_ms", op.params.position_ms
-        elif not isinstance(op, _UnsupportedOp):
+        else:
             yield f"operations[{index}].params.start_ms", op.params.start_ms
             yield f"operations[{index}].params.end_ms", op.params.end_ms
 

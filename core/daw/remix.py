@@ -171,10 +171,14 @@ async def apply_change(session: AsyncSession, store: FileStore, user_id: uuid.UU
     if base_version is not None and base_version != current.version:
         raise _conflict()
     if (manifest is None) == (patch is None):
-        raise InvalidInput("Send either manifest or patch", details={"manifest": "give manifest or patch, not both"})
+        message = "send the whole new manifest or a patch" if manifest is None else "send manifest or patch, not both"
+        raise InvalidInput(f"Invalid change: {message}", details={"manifest": message})
     if patch is not None:
         try:
             manifest = jsonpatch.apply_patch(current.manifest, patch)
+        except jsonpatch.JsonPatchTestFailed:
+            reason = "a test operation failed: the remix does not hold the value the patch expects"
+            raise InvalidInput(f"The patch does not apply: {reason}", details={"patch": reason}) from None
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
             raise InvalidInput(f"The patch does not apply: {exc}", details={"patch": str(exc)}) from None
     assert manifest is not None

@@ -14,8 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.daw.manifest import Manifest, ManifestInvalid
 from core.daw.mixdown import StemAudio, stem_audio
-from core.errors import InvalidAudio, NotFound
-from data.files import FileStore, UnsafePath
+from core.errors import InvalidAudio
+from core.stem_export import stem_path
+from data.files import FileStore
 from data.models import Stem
 
 
@@ -28,13 +29,7 @@ async def track_stems(session: AsyncSession, user_id: uuid.UUID, track_id: uuid.
 
 def stored_stem_audio(store: FileStore, stem: Stem) -> StemAudio:
     """The stem's file as the mixdown reads it; NotFound when the file is gone from the server."""
-    try:
-        path = store.resolve(stem.path)
-    except UnsafePath:
-        raise NotFound("stem file") from None
-    if not path.is_file():
-        raise NotFound("stem file")
-    return stem_audio(path)
+    return stem_audio(stem_path(store, stem))
 
 
 def referenced_stems(manifest: Manifest, stems: dict[uuid.UUID, Stem], *, allow_files: bool) -> list[Stem | int]:

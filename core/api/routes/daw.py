@@ -2,8 +2,8 @@
 windows of stems and tracks. Thin: the remix domain lives in core/daw/.
 
 * ``POST /api/daw/export``: browser route (session cookie + CSRF; a bearer token alone is refused).
-* ``/api/daw/{track_id}`` (read, change, undo, redo): cookie + CSRF or a bearer token.
-* ``.../peaks`` and ``.../pcm``: cookie or bearer, under the media rate limit (an editor asks often).
+* ``/api/daw/{track_id}`` (read, change, undo, redo), ``.../peaks`` and ``.../pcm``: cookie (+ CSRF on
+  changes) or a bearer token, under the media rate limit: an editor saves every gesture and streams its stems.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from core.api.deps import BrowserUser, CurrentUser, MediaUser, SessionDep, SettingsDep, StoreDep
+from core.api.deps import LimitedBrowserUser, MediaUser, SessionDep, SettingsDep, StoreDep
 from core.api.ids import id_or_404
 from core.api.routes.analysis import attachment
 from core.api.schemas import Envelope, ErrorOut, RemixChange, RemixOut, RemixStepOut, RemixStepRequest
@@ -28,6 +28,7 @@ from core.daw import remix
 from core.daw.pcm import MAX_WINDOW_FRAMES, read_window
 from core.daw.peaks import LEVELS, BasePeaks, cache_path, cached_peaks
 from core.errors import InvalidInput, NotFound
+from core.stem_export import stem_path
 from core.stems import get_stem
 from core.tracks import track_with_audio
 from data.files import FileStore, UnsafePath
@@ -78,16 +79,21 @@ def _text_field(form: Any, name: str, *, required: bool) -> str | None:
 
 @router.post(
     "/api/daw/export", response_class=StreamingResponse, openapi_extra=_EXPORT_BODY,
-    responses={200: {"content": {"audio/wav": {}}, "description": "The rendered range, 24-bit PCM, streamed; "
-                     "`X-Clipped-Samples` says how many samples were beyond full scale"},
+    responses={200: {"content": {"audio/wav": {}}, "description": "The rendered range, 24-bit PCM, streamed",
+                     "headers": {"X-Clipped-Samples": {"description": "Samples beyond full scale (clipped)",
+                                                       "schema": {"type": "integer"}}}},
                401: {"model": ErrorOut}, 403: {"model": ErrorOut, "description": "csrf_failed"},
                404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-async def export_mix(request: Request, user: BrowserUser, session: SessionDep, store: StoreDep,
+async def export_mix(request: Request, user: LimitedBrowserUser, session: SessionDep, store: StoreDep,
                      settings: SettingsDep) -> StreamingResponse:
     """Renders an edit manifest of the track's stems to a WAV download, "<Artist> - <Title> (remix).wav", at
     the stems' sample rate. The download starts at once: the WAV is streamed as it is mixed. Browser route:
     session cookie and CSRF token; a bearer token alone answers 401."""
+    if not request.headers.get("content-type", "").startswith(("multipart/form-data",
+                                                               "application/x-www-form-urlencoded")):
+        raise InvalidInput("Send the export as multipart/form-data (fields track_id, manifest, stems[])",
+                           details={"body": "expected multipart/form-data"})
     form = await request.form()
     track_id = id_or_404(_text_field(form, "track_id", required=True) or "", "track")
     manifest = _text_field(form, "manifest", required=True) or ""
@@ -121,7 +127,7 @@ _remix_errors = {**_errors, 409: {"model": ErrorOut, "description": "no_stems, v
 
 
 @router.get("/api/daw/{track_id}", response_model=Envelope[RemixOut], responses=_remix_errors)
-async def read_remix(track_id: str, request: Request, response: Response, user: CurrentUser,
+async def read_remix(track_id: str, request: Request, response: Response, user: MediaUser,
                      session: SessionDep) -> Any:
     """The saved remix of the track: its edit manifest, version and history. A track never edited answers
     its default (every stem of the newest separation at unity gain, centred), version 0; one without stems
@@ -136,7 +142,7 @@ async def read_remix(track_id: str, request: Request, response: Response, user: 
 
 
 @router.post("/api/daw/{track_id}/changes", response_model=Envelope[RemixOut], responses=_remix_errors)
-async def change_remix(track_id: str, body: RemixChange, user: CurrentUser, session: SessionDep,
+async def change_remix(track_id: str, body: RemixChange, user: MediaUser, session: SessionDep,
                        store: StoreDep) -> Envelope[RemixOut]:
     """Applies one change (one step of undo): the whole new `manifest`, or a JSON Patch `patch` of the
     current one. With `base_version`, a remix changed meanwhile answers 409 `version_conflict`. The result
@@ -147,7 +153,7 @@ async def change_remix(track_id: str, body: RemixChange, user: CurrentUser, sess
 
 
 @router.post("/api/daw/{track_id}/undo", response_model=Envelope[RemixOut], responses=_remix_errors)
-async def undo_remix(track_id: str, user: CurrentUser, session: SessionDep,
+async def undo_remix(track_id: str, user: MediaUser, session: SessionDep,
                      body: RemixStepRequest | None = None) -> Envelope[RemixOut]:
     """Undoes the newest step (409 `nothing_to_undo` when there is none)."""
     return _remix_out(await remix.undo(session, user.id, id_or_404(track_id, "track"),
@@ -155,7 +161,7 @@ async def undo_remix(track_id: str, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/api/daw/{track_id}/redo", response_model=Envelope[RemixOut], responses=_remix_errors)
-async def redo_remix(track_id: str, user: CurrentUser, session: SessionDep,
+async def redo_remix(track_id: str, user: MediaUser, session: SessionDep,
                      body: RemixStepRequest | None = None) -> Envelope[RemixOut]:
     """Redoes the oldest undone step (409 `nothing_to_redo` when there is none)."""
     return _remix_out(await remix.redo(session, user.id, id_or_404(track_id, "track"),
@@ -227,7 +233,7 @@ def _stored_path(store: FileStore, relative: str | None) -> Path:
 
 async def _stem_file(session: SessionDep, store: FileStore, user_id: uuid.UUID, stem_id: str) -> Path:
     stem = await get_stem(session, user_id, id_or_404(stem_id, "stem"))
-    return _stored_path(store, stem.path)
+    return stem_path(store, stem)
 
 
 async def _track_file(session: SessionDep, store: FileStore, user_id: uuid.UUID, track_id: str) -> Path:
@@ -255,9 +261,14 @@ Start = Annotated[int, Query(ge=0, description="First frame of the window")]
 Frames = Annotated[int, Query(ge=1, le=MAX_WINDOW_FRAMES, description="Frames wanted (fewer near the end)")]
 SampleFormat = Annotated[Literal["s16", "f32"], Query(alias="format", description="s16: 16-bit signed, f32: "
                                                       "float32; interleaved, little-endian")]
-_PCM_DOC = {200: {"description": "Raw interleaved PCM. Headers: `X-Sample-Rate`, `X-Channels`, `X-Sample-Format` "
-                  "(s16le or f32le), `X-Start-Frame`, `X-Frames` (frames in this body), `X-Total-Frames`",
-                  "content": {"application/octet-stream": {}}}, **_media_errors}
+_PCM_HEADERS = {
+    "X-Sample-Rate": "Hz", "X-Channels": "1 or 2", "X-Sample-Format": "s16le or f32le",
+    "X-Start-Frame": "first frame of this body", "X-Frames": "frames in this body (fewer near the end)",
+    "X-Total-Frames": "frames in the file"}
+_PCM_DOC = {200: {"description": "Raw interleaved PCM, little-endian", "content": {"application/octet-stream": {}},
+                  "headers": {k: {"description": v, "schema": {"type": "string" if k == "X-Sample-Format" else
+                                                                         "integer"}}
+                              for k, v in _PCM_HEADERS.items()}}, **_media_errors}
 
 
 async def _pcm_response(request: Request, audio: Path, start: int, frames: int, sample_format: str) -> Response:
