@@ -162,6 +162,11 @@ class _Run:
             return
         estimate = tempo_mod.estimate_tempo(self.sig.onset_env, FPS)
         self.result["tempo_confidence"] = round(estimate.confidence, 4)
+        if estimate.reason == tempo_mod.NO_ONSETS:
+            self.result["tempo_confidence"] = 0.0
+            self.notes.append("No onsets: the audio is a steady sound (a constant level, a held tone or chord); "
+                              "it has no tempo, beats or bars")
+            return
         if estimate.bpm is None:
             self.notes.append("No steady beat found: tempo not determined")
             return

@@ -19,6 +19,13 @@ doubles slow ones. What we do instead:
    also measures the period to a fraction of a frame, which one lag cannot at 43 frames a
    second (one frame is 2.5 % at 180 BPM).
 3. Beats are placed by librosa's dynamic-programming tracker (Ellis 2007) at that tempo.
+
+No onsets, no tempo: audio without note or drum onsets (silence, a DC offset, a held tone, a pad) has an
+onset envelope of numerical dust plus the transients the STFT's padding makes at the very start and end.
+Those edge frames are dropped, and an envelope whose strongest onset is under ``MIN_ONSET`` (the
+envelope is gain-invariant, so an absolute floor means the same for a quiet and a loud file) has no
+tempo. Nor does one whose best period sits on the edge of the search range: a real beat is a peak of
+the harmonic sum inside the range, while noise and slow swells only decay towards its fast end.
 """
 
 from __future__ import annotations
@@ -40,13 +47,22 @@ WINDOW_HOP = 32
 ONSET_COMPRESSION = 1000.0
 # Harmonic-sum score (a mean of normalised autocorrelations) under which no steady beat is reported.
 MIN_CONFIDENCE = 0.05
+# Strongest onset (compressed mel flux) under which audio has no onsets at all. Music with sparse notes
+# measures 0.3-0.7; a held chord or pad 0.01, a DC offset or a steady tone 0.001.
+MIN_ONSET = 0.1
+# Frames at each end of the envelope that only hold the STFT's padding transients (n_fft / hop).
+EDGE_FRAMES = 4
 _GRID_POINTS = 4000
+
+NO_ONSETS = "no_onsets"
+NO_PULSE = "no_pulse"
 
 
 @dataclass(frozen=True)
 class TempoEstimate:
     bpm: float | None
     confidence: float  # 0..1: mean normalised autocorrelation at the beat period's multiples
+    reason: str | None = None  # why bpm is None: NO_ONSETS or NO_PULSE
 
 
 def onset_envelope(mel_power: np.ndarray, sr: int, hop_length: int) -> np.ndarray:
@@ -60,13 +76,29 @@ def onset_envelope(mel_power: np.ndarray, sr: int, hop_length: int) -> np.ndarra
     return librosa.onset.onset_strength(S=compressed, sr=sr, hop_length=hop_length, center=False)
 
 
+def without_edges(onset_env: np.ndarray) -> np.ndarray:
+    """The envelope with its first and last ``EDGE_FRAMES`` frames (padding transients) set to 0."""
+    inner = onset_env.copy()
+    inner[:EDGE_FRAMES] = 0.0
+    inner[-EDGE_FRAMES:] = 0.0
+    return inner
+
+
+def has_onsets(onset_env: np.ndarray) -> bool:
+    """Whether the audio has any onset worth the name (see the module's text)."""
+    inner = without_edges(onset_env)
+    return inner.size > 0 and float(inner.max()) >= MIN_ONSET
+
+
 def estimate_tempo(onset_env: np.ndarray, fps: float) -> TempoEstimate:
-    """The beat rate in BPM (None when there is no steady pulse) from an onset envelope at ``fps`` frames/s."""
-    if onset_env.size < 2 or float(np.std(onset_env)) <= 1e-9:
-        return TempoEstimate(None, 0.0)
+    """The beat rate in BPM from an onset envelope at ``fps`` frames/s; None (with ``reason``) when the
+    audio has no onsets or no steady pulse."""
+    if onset_env.size <= 2 * EDGE_FRAMES or not has_onsets(onset_env):
+        return TempoEstimate(None, 0.0, NO_ONSETS)
+    onset_env = without_edges(onset_env)
     ac = mean_local_autocorrelation(onset_env)
     if ac[0] <= 1e-12:
-        return TempoEstimate(None, 0.0)
+        return TempoEstimate(None, 0.0, NO_ONSETS)
     ac = ac / ac[0]
     bpm = np.geomspace(MIN_BPM, MAX_BPM, _GRID_POINTS)
     period = 60.0 * fps / bpm
@@ -74,8 +106,8 @@ def estimate_tempo(onset_env: np.ndarray, fps: float) -> TempoEstimate:
     score = sum(np.interp(k * period, lags, ac, right=0.0) for k in range(1, HARMONICS + 1)) / HARMONICS
     best = int(np.argmax(score))
     confidence = float(np.clip(score[best], 0.0, 1.0))
-    if confidence < MIN_CONFIDENCE:
-        return TempoEstimate(None, confidence)
+    if confidence < MIN_CONFIDENCE or best in (0, len(score) - 1):
+        return TempoEstimate(None, confidence, NO_PULSE)
     return TempoEstimate(float(bpm[best]), confidence)
 
 
