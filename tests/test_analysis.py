@@ -97,7 +97,8 @@ def test_key_of_a_detuned_recording(tmp_path: Path) -> None:
 def test_full_result_shape(song_file: Path) -> None:
     result = analyze(song_file)
     json.dumps(result)  # plain JSON types all the way down
-    assert result["features_analyzed"] == ["tempo", "key", "energy", "spectral", "mfcc", "chroma"]
+    assert result["features_analyzed"] == ["tempo", "key", "energy", "spectral", "mfcc", "chroma",
+                                          "structure"]
     assert result["sample_rate"] == 22050
     assert result["duration"] == pytest.approx(_progression_seconds(128), abs=0.01)
     for name in ("tempo", "energy", "spectral_centroid", "spectral_rolloff", "spectral_bandwidth",
@@ -119,6 +120,8 @@ def test_full_result_shape(song_file: Path) -> None:
     assert all(0.0 <= v <= 1.0 for row in chroma for v in row)
     # The chroma rows are pitch classes from C: the tonic A is among the three strongest.
     assert 9 in np.argsort(np.asarray(chroma).mean(axis=1))[-3:]
+    assert result["beats_per_bar"] == 4 and len(result["downbeats"]) >= 2
+    assert isinstance(result["sections"], list) and isinstance(result["loops"], list)
     assert result["notes"] == []
 
 

@@ -161,7 +161,8 @@ def test_analysis_job_streams_progress_and_completes_with_the_result(analysed: d
     assert result["key"] == KEY and 0 < result["key_confidence"] <= 1
     assert 0 < result["energy"] <= 1 and 0 < result["zero_crossing_rate"] < 1
     assert 200 < result["spectral_centroid"] < result["spectral_rolloff"] < 11025
-    assert result["features_analyzed"] == ["tempo", "key", "energy", "spectral", "mfcc", "chroma"]
+    assert result["features_analyzed"] == ["tempo", "key", "energy", "spectral", "mfcc", "chroma",
+                                          "structure"]
     mfcc, chroma = result["features"]["mfcc"], result["features"]["chroma"]
     assert len(mfcc) == 13 and len(chroma) == 12
     assert 0 < result["frame_rate"] <= 2 and len(mfcc[0]) == len(chroma[0]) <= 2 * result["duration"] + 1

@@ -13,7 +13,7 @@ from core.errors import InvalidInput
 
 ALL = "all"
 # In the order they are computed and reported.
-FEATURES: tuple[str, ...] = ("tempo", "key", "energy", "spectral", "mfcc", "chroma")
+FEATURES: tuple[str, ...] = ("tempo", "key", "energy", "spectral", "mfcc", "chroma", "structure")
 ALLOWED: tuple[str, ...] = (*FEATURES, ALL)
 
 # Top-level result fields each group fills (mfcc and chroma live under result["features"]).
@@ -24,6 +24,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "spectral": ("spectral_centroid", "spectral_rolloff", "spectral_bandwidth", "spectral_contrast"),
     "mfcc": (),
     "chroma": (),
+    "structure": ("downbeats", "beats_per_bar", "sections", "loops"),
 }
 FRAME_FEATURES: tuple[str, ...] = ("mfcc", "chroma")
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from core.analysis import energy as energy_mod
 from core.analysis import key as key_mod
+from core.analysis import structure as structure_mod
 from core.analysis import tempo as tempo_mod
 from core.analysis.decode import load_mono
 from core.analysis.features import FRAME_FEATURES, parse_features
@@ -36,6 +37,7 @@ HOP_LENGTH = 512
 FPS = SAMPLE_RATE / HOP_LENGTH
 N_MELS = 128
 N_MFCC = 13
+LOW_MEL_BANDS = 10  # of N_MELS up to 11025 Hz: up to ~200 Hz
 # Constant-Q for chroma and key: C1 (32.7 Hz) upwards, 7 octaves, 3 bins per semitone.
 CQT_FMIN = float(librosa.note_to_hz("C1"))
 CQT_BINS_PER_OCTAVE = 36
@@ -66,6 +68,20 @@ class _Signal:
     @cached_property
     def onset_env(self) -> np.ndarray:
         return tempo_mod.onset_envelope(self.mel_power, SAMPLE_RATE, HOP_LENGTH)
+
+    @cached_property
+    def low_onset_env(self) -> np.ndarray:
+        """Onset strength of the mel bands under ~200 Hz (kick and bass): what marks a downbeat."""
+        return tempo_mod.onset_envelope(self.mel_power[:LOW_MEL_BANDS], SAMPLE_RATE, HOP_LENGTH)
+
+    @cached_property
+    def chroma(self) -> np.ndarray:
+        return librosa.feature.chroma_cqt(C=self.cqt, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=CQT_FMIN,
+                                          bins_per_octave=CQT_BINS_PER_OCTAVE, n_octaves=CQT_OCTAVES)
+
+    @cached_property
+    def mfcc(self) -> np.ndarray:
+        return librosa.feature.mfcc(S=librosa.power_to_db(self.mel_power), n_mfcc=N_MFCC)
 
     @cached_property
     def rms(self) -> np.ndarray:
@@ -145,6 +161,9 @@ class _Run:
         self.silent = float(np.max(np.abs(sig.y))) < SILENCE_PEAK
         self.result: dict[str, Any] = {"duration": round(duration, 3), "sample_rate": SAMPLE_RATE}
         self.notes: list[str] = []
+        self.estimate: tempo_mod.TempoEstimate | None = None
+        self._beat_times: np.ndarray | None = None
+        self.beat_note: str | None = None
         if self.silent:
             self.notes.append("The audio is silent: there is no tempo, key or spectral shape to measure")
         if duration >= MAX_SECONDS - 1.0 / SAMPLE_RATE:
@@ -153,26 +172,55 @@ class _Run:
     def _frames(self, name: str, frames: np.ndarray, decimals: int) -> None:
         self.result.setdefault("features", {})[name] = _rows(_pool(frames, _pool_factor()), decimals)
 
+    def _beats(self) -> np.ndarray | None:
+        """Beat times (s), or None without a tempo (with the reason in ``self.beat_note``); computed once."""
+        if self._beat_times is not None or self.beat_note is not None:
+            return self._beat_times
+        if self.silent:
+            self.beat_note = ""
+            return None
+        if self.duration < MIN_TEMPO_SECONDS:
+            self.beat_note = f"Too short to measure a tempo (needs at least {MIN_TEMPO_SECONDS:g} s)"
+            return None
+        self.estimate = tempo_mod.estimate_tempo(self.sig.onset_env, FPS)
+        if self.estimate.reason == tempo_mod.NO_ONSETS:
+            self.beat_note = ("No onsets: the audio is a steady sound (a constant level, a held tone or chord); "
+                              "it has no tempo, beats or bars")
+            return None
+        if self.estimate.bpm is None:
+            self.beat_note = "No steady beat found: tempo not determined"
+            return None
+        self._beat_times = tempo_mod.beat_times(self.sig.onset_env, SAMPLE_RATE, HOP_LENGTH, self.estimate.bpm)
+        return self._beat_times
+
+    def _note(self, note: str | None) -> None:
+        if note and note not in self.notes:
+            self.notes.append(note)
+
     def tempo(self) -> None:
         self.result.update(tempo=None, tempo_confidence=0.0, beats=[])
-        if self.silent:
+        beats = self._beats()
+        if self.estimate is not None and self.estimate.reason != tempo_mod.NO_ONSETS:
+            self.result["tempo_confidence"] = round(self.estimate.confidence, 4)
+        if beats is None:
+            self._note(self.beat_note)
             return
-        if self.duration < MIN_TEMPO_SECONDS:
-            self.notes.append(f"Too short to measure a tempo (needs at least {MIN_TEMPO_SECONDS:g} s)")
-            return
-        estimate = tempo_mod.estimate_tempo(self.sig.onset_env, FPS)
-        self.result["tempo_confidence"] = round(estimate.confidence, 4)
-        if estimate.reason == tempo_mod.NO_ONSETS:
-            self.result["tempo_confidence"] = 0.0
-            self.notes.append("No onsets: the audio is a steady sound (a constant level, a held tone or chord); "
-                              "it has no tempo, beats or bars")
-            return
-        if estimate.bpm is None:
-            self.notes.append("No steady beat found: tempo not determined")
-            return
-        self.result["tempo"] = round(estimate.bpm, 2)
-        beats = tempo_mod.beat_times(self.sig.onset_env, SAMPLE_RATE, HOP_LENGTH, estimate.bpm)
+        assert self.estimate is not None and self.estimate.bpm is not None
+        self.result["tempo"] = round(self.estimate.bpm, 2)
         self.result["beats"] = np.round(beats, 3).tolist()
+
+    def structure(self) -> None:
+        self.result.update(downbeats=[], beats_per_bar=None, sections=[], loops=[])
+        beats = self._beats()
+        if beats is None:
+            self._note(self.beat_note)
+            return
+        found = structure_mod.analyse_structure(beats, self.sig.onset_env, self.sig.low_onset_env, self.sig.chroma,
+                                                self.sig.mfcc, self.sig.rms, FPS, self.duration)
+        self.result.update(downbeats=found.downbeats, beats_per_bar=found.beats_per_bar, sections=found.sections,
+                           loops=found.loops)
+        for note in found.notes:
+            self._note(note)
 
     def key(self) -> None:
         self.result.update(key=None, key_confidence=None, key_candidates=[])
@@ -218,12 +266,10 @@ class _Run:
         self.result["spectral_contrast"] = np.round(sums["contrast"] / total, 3).tolist()
 
     def mfcc(self) -> None:
-        self._frames("mfcc", librosa.feature.mfcc(S=librosa.power_to_db(self.sig.mel_power), n_mfcc=N_MFCC), 2)
+        self._frames("mfcc", self.sig.mfcc, 2)
 
     def chroma(self) -> None:
         if self.silent:  # the CQT of silence is all zeros: skip computing it
             self._frames("chroma", np.zeros((12, 1 + len(self.sig.y) // HOP_LENGTH)), 3)
             return
-        chroma = librosa.feature.chroma_cqt(C=self.sig.cqt, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=CQT_FMIN,
-                                            bins_per_octave=CQT_BINS_PER_OCTAVE, n_octaves=CQT_OCTAVES)
-        self._frames("chroma", chroma, 3)
+        self._frames("chroma", self.sig.chroma, 3)
