@@ -16,6 +16,8 @@ rate is reported as ``frame_rate``.
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,23 +49,82 @@ MAX_SECONDS = 20 * 60.0  # longer files are analysed over their first 20 minutes
 MIN_SECONDS = 1.0  # shorter clips are refused: no feature means anything over a few frames
 MIN_TEMPO_SECONDS = 3.0  # a tempo needs several beats
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this everywhere, the file is treated as silent
-_BLOCK_FRAMES = 4096  # frame-wise spectral features are computed ~95 s at a time
-_TUNING_FRAMES = 4000  # frames the tuning estimate looks at
+_BLOCK_FRAMES = 1024  # the STFT is computed ~24 s at a time
+_TUNING_FRAMES = 1000  # frames the tuning estimate looks at
+_CQT_BLOCK_SECONDS = 30.0
+_CQT_MARGIN_FRAMES = 128  # ~3 s: the lowest CQT filter (C1, 36 bins an octave) is ~1.6 s long
+
+
+@dataclass
+class _Spectrogram:
+    """What the analysis keeps of the magnitude STFT: the mel power, RMS, the spectral sums and a sample of
+    frames for the tuning estimate. The STFT itself is computed block by block and dropped (see _Signal)."""
+
+    mel_power: np.ndarray  # (N_MELS, frames) float32
+    rms: np.ndarray  # (frames,)
+    tuning_frames: np.ndarray  # (1 + N_FFT // 2, <= _TUNING_FRAMES) magnitude columns spread over the track
+    spectral_sums: dict[str, Any] | None  # centroid, rolloff, bandwidth (Hz summed over frames), contrast (7,)
+
+
+def _padded_segment(y: np.ndarray, first: int, end: int, frame_length: int, mode: str) -> np.ndarray:
+    """The samples frames ``[first, end)`` of a centred framing cover: ``y`` padded by ``frame_length // 2``
+    on both sides (zeros for ``mode="constant"``, the end samples for ``"edge"``), without padding all of y."""
+    pad = frame_length // 2
+    start, stop = first * HOP_LENGTH - pad, (end - 1) * HOP_LENGTH + frame_length - pad
+    left, right = max(0, -start), max(0, stop - len(y))
+    core = y[max(0, start): min(len(y), stop)]
+    if not left and not right:
+        return core
+    return np.pad(core, (left, right), mode=mode)
 
 
 class _Signal:
-    """The decoded signal and the transforms derived from it, each computed on first use."""
+    """The decoded signal and the transforms derived from it, each computed on first use.
 
-    def __init__(self, y: np.ndarray) -> None:
+    Memory: the full STFT of a track is never held. One pass over it, ``_BLOCK_FRAMES`` frames at a time,
+    keeps only what the features need (the mel power is 128 rows instead of 1025); the constant-Q transform
+    is computed over blocks of ``_CQT_BLOCK_SECONDS`` with margins long enough for its longest filter. So the
+    temporaries are a block's, whatever the length of the track (see bench/analysis.py for the figure).
+    """
+
+    def __init__(self, y: np.ndarray, spectral: bool = True) -> None:
         self.y = y
+        self.frames = 1 + len(y) // HOP_LENGTH
+        self.spectral = spectral
 
     @cached_property
-    def magnitude(self) -> np.ndarray:
-        return np.abs(librosa.stft(self.y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    def spectrogram(self) -> _Spectrogram:
+        total = self.frames
+        mel = np.empty((N_MELS, total), dtype=np.float32)
+        rms = np.empty(total, dtype=np.float32)
+        step = max(1, total // _TUNING_FRAMES)
+        picked: list[np.ndarray] = []
+        sums: dict[str, Any] | None = ({"centroid": 0.0, "rolloff": 0.0, "bandwidth": 0.0, "contrast": np.zeros(7)}
+                                      if self.spectral else None)
+        for first in range(0, total, _BLOCK_FRAMES):
+            end = min(total, first + _BLOCK_FRAMES)
+            segment = _padded_segment(self.y, first, end, N_FFT, "constant")
+            magnitude = np.abs(librosa.stft(segment, n_fft=N_FFT, hop_length=HOP_LENGTH, center=False))
+            mel[:, first:end] = librosa.feature.melspectrogram(S=magnitude**2, sr=SAMPLE_RATE, n_mels=N_MELS)
+            rms[first:end] = librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0]
+            offset = (-first) % step
+            picked.append(magnitude[:, offset::step])
+            if sums is not None:
+                kw = {"S": magnitude, "sr": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH}
+                centroid = librosa.feature.spectral_centroid(**kw)
+                sums["centroid"] += float(centroid.sum())
+                sums["rolloff"] += float(librosa.feature.spectral_rolloff(**kw).sum())
+                sums["bandwidth"] += float(librosa.feature.spectral_bandwidth(**kw, centroid=centroid).sum())
+                sums["contrast"] += librosa.feature.spectral_contrast(**kw).sum(axis=1)
+        return _Spectrogram(mel, rms, np.concatenate(picked, axis=1), sums)
 
-    @cached_property
+    @property
     def mel_power(self) -> np.ndarray:
-        return librosa.feature.melspectrogram(S=self.magnitude**2, sr=SAMPLE_RATE, n_mels=N_MELS)
+        return self.spectrogram.mel_power
+
+    @property
+    def rms(self) -> np.ndarray:
+        return self.spectrogram.rms
 
     @cached_property
     def onset_env(self) -> np.ndarray:
@@ -84,23 +145,47 @@ class _Signal:
         return librosa.feature.mfcc(S=librosa.power_to_db(self.mel_power), n_mfcc=N_MFCC)
 
     @cached_property
-    def rms(self) -> np.ndarray:
-        return librosa.feature.rms(S=self.magnitude, frame_length=N_FFT)[0]
+    def zero_crossing_rate(self) -> float:
+        """Mean zero-crossing rate per sample over the frames, as librosa's (centred, edge-padded) computes it."""
+        total = 0.0
+        for first in range(0, self.frames, _BLOCK_FRAMES):
+            end = min(self.frames, first + _BLOCK_FRAMES)
+            segment = _padded_segment(self.y, first, end, N_FFT, "edge")
+            total += float(librosa.feature.zero_crossing_rate(segment, frame_length=N_FFT, hop_length=HOP_LENGTH,
+                                                              center=False).sum())
+        return total / self.frames
 
     @cached_property
     def tuning(self) -> float:
         """Deviation from A440 in semitones (-0.5..0.5), so the CQT bins sit on the track's own pitches."""
-        # Tuning is one figure for the whole track: a few thousand frames spread over it tell it as well
-        # as all of them, and keep piptrack's float64 temporaries small on a long track.
-        step = max(1, self.magnitude.shape[1] // _TUNING_FRAMES)
-        tuning = librosa.estimate_tuning(S=self.magnitude[:, ::step], sr=SAMPLE_RATE, n_fft=N_FFT, bins_per_octave=12)
+        # Tuning is one figure for the whole track: a thousand frames spread over it tell it as well as all
+        # of them, and keep piptrack's float64 temporaries small on a long track.
+        with warnings.catch_warnings():  # no pitched partial at all (a DC offset, noise): tuning 0
+            warnings.simplefilter("ignore", UserWarning)
+            tuning = librosa.estimate_tuning(S=self.spectrogram.tuning_frames, sr=SAMPLE_RATE, n_fft=N_FFT,
+                                             bins_per_octave=12)
         return float(tuning) if np.isfinite(tuning) else 0.0
 
     @cached_property
     def cqt(self) -> np.ndarray:
-        return np.abs(librosa.cqt(self.y, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=CQT_FMIN,
-                                  n_bins=CQT_OCTAVES * CQT_BINS_PER_OCTAVE, bins_per_octave=CQT_BINS_PER_OCTAVE,
-                                  tuning=self.tuning * CQT_BINS_PER_OCTAVE / 12))
+        """The constant-Q magnitude ``(bins, frames)`` float32, computed over blocks of the signal (each with
+        ``_CQT_MARGIN_FRAMES`` of context either side, more than the longest filter reaches), so its
+        temporaries are a block's."""
+        kw = {"sr": SAMPLE_RATE, "hop_length": HOP_LENGTH, "fmin": CQT_FMIN,
+              "n_bins": CQT_OCTAVES * CQT_BINS_PER_OCTAVE, "bins_per_octave": CQT_BINS_PER_OCTAVE,
+              "tuning": self.tuning * CQT_BINS_PER_OCTAVE / 12}
+        block = int(_CQT_BLOCK_SECONDS * SAMPLE_RATE / HOP_LENGTH)
+        if self.frames <= block + 2 * _CQT_MARGIN_FRAMES:
+            return np.abs(librosa.cqt(self.y, **kw)).astype(np.float32)
+        out = np.empty((kw["n_bins"], self.frames), dtype=np.float32)
+        for first in range(0, self.frames, block):
+            end = min(self.frames, first + block)
+            lead = min(first, _CQT_MARGIN_FRAMES)
+            start = (first - lead) * HOP_LENGTH
+            stop = min(len(self.y), (end + _CQT_MARGIN_FRAMES) * HOP_LENGTH)
+            part = np.abs(librosa.cqt(self.y[start:stop], **kw))
+            out[:, first:end] = part[:, lead: lead + end - first]
+        return out
 
 
 def _pool(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -116,10 +201,6 @@ def _pool(frames: np.ndarray, factor: int) -> np.ndarray:
 
 def _rows(frames: np.ndarray, decimals: int) -> list[list[float]]:
     return np.round(frames.astype(np.float64), decimals).tolist()
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(np.mean(values)) if values.size else 0.0
 
 
 def _pool_factor() -> int:
@@ -138,10 +219,10 @@ def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_pr
     duration = len(y) / SAMPLE_RATE
     if duration < MIN_SECONDS:
         raise BadInput(f"The audio is only {duration:.2f} s long; analysis needs at least {MIN_SECONDS:g} s")
-    run = _Run(_Signal(y), duration)
+    run = _Run(_Signal(y, spectral="spectral" in wanted), duration)
     run.result["features_analyzed"] = list(wanted)
     progress(10, "computing the spectrogram")
-    _ = run.sig.magnitude
+    _ = run.sig.spectrogram
     for i, feature in enumerate(wanted):
         progress(20 + 75 * i / len(wanted), f"measuring {feature}")
         getattr(run, feature)()
@@ -239,27 +320,18 @@ class _Run:
         if self.silent:
             self.result.update(energy=0.0, zero_crossing_rate=0.0)
             return
-        zcr = librosa.feature.zero_crossing_rate(self.sig.y, frame_length=N_FFT, hop_length=HOP_LENGTH)[0]
         self.result["energy"] = round(energy_mod.energy(self.sig.rms, self.sig.onset_env), 4)
-        self.result["zero_crossing_rate"] = round(_mean(zcr), 5)
+        self.result["zero_crossing_rate"] = round(self.sig.zero_crossing_rate, 5)
 
     def spectral(self) -> None:
         if self.silent:
             self.result.update(spectral_centroid=None, spectral_rolloff=None, spectral_bandwidth=None,
                                spectral_contrast=None)
             return
-        # Every one of these is frame-wise, so computing them over blocks of frames gives the same numbers
-        # while librosa's float64 temporaries stay the size of a block, not of the whole track.
-        sums = {"centroid": 0.0, "rolloff": 0.0, "bandwidth": 0.0, "contrast": np.zeros(7)}
-        total = self.sig.magnitude.shape[1]
-        for start in range(0, total, _BLOCK_FRAMES):
-            kw = {"S": self.sig.magnitude[:, start : start + _BLOCK_FRAMES], "sr": SAMPLE_RATE, "n_fft": N_FFT,
-                  "hop_length": HOP_LENGTH}
-            centroid = librosa.feature.spectral_centroid(**kw)
-            sums["centroid"] += float(centroid.sum())
-            sums["rolloff"] += float(librosa.feature.spectral_rolloff(**kw).sum())
-            sums["bandwidth"] += float(librosa.feature.spectral_bandwidth(**kw, centroid=centroid).sum())
-            sums["contrast"] += librosa.feature.spectral_contrast(**kw).sum(axis=1)
+        # Summed over the frames in the one pass over the STFT (_Signal.spectrogram): every one is frame-wise.
+        sums = self.sig.spectrogram.spectral_sums
+        assert sums is not None
+        total = self.sig.frames
         self.result["spectral_centroid"] = round(sums["centroid"] / total, 2)
         self.result["spectral_rolloff"] = round(sums["rolloff"] / total, 2)
         self.result["spectral_bandwidth"] = round(sums["bandwidth"] / total, 2)
