@@ -1,0 +1,111 @@
+"""Figures of the structure analysis and of the analysis' memory, for bench/analysis.py.
+
+* ``downbeat_figures``: downbeat F-measure (70 ms window, each reference matched once) on a generated set of
+  songs with a known bar grid (tests/structure_songs.py): 3/4 and 4/4, tempos over 70-170 BPM, pickups of 0-3
+  beats, some with 6 s of silence first, forms of 2-5 sections of 8 bars. Beside it the grid an editor would
+  draw without downbeat analysis: every ``beats_per_bar``-th tracked beat from the first one (the metre given
+  for free). Also: how often the metre is right, and the section boundaries found within one beat.
+* ``analyze_peak_mb``: the peak resident memory (VmHWM) of ``python main.py analyze FILE`` in a fresh
+  process, and of the same process analysing 5 s of audio (the floor: the libraries' code and data).
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+TOLERANCE_S = 0.07
+
+
+def f_measure(estimated: list[float], reference: list[float], tolerance: float = TOLERANCE_S) -> float:
+    used: set[int] = set()
+    hits = 0
+    for ref in reference:
+        match = next((i for i, est in enumerate(estimated) if abs(est - ref) <= tolerance and i not in used), None)
+        if match is not None:
+            used.add(match)
+            hits += 1
+    if not hits:
+        return 0.0
+    precision, recall = hits / len(estimated), hits / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def generated_set(count: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Song parameters spread over metres, tempos, pickups, intros and forms (fixed seed)."""
+    rng = random.Random(seed)
+    songs = []
+    for i in range(count):
+        metre = 3 if i % 2 else 4
+        sections = rng.randint(2, 5)
+        form = "".join(rng.choice("ABCD") for _ in range(sections))
+        songs.append({"bpm": round(70 + 100 * i / max(1, count - 1)), "beats_per_bar": metre, "form": form,
+                      "bars_per_section": 8, "pickup_beats": rng.randint(0, metre - 1),
+                      "intro_seconds": 6.0 if i % 3 == 0 else 0.0, "tonic": rng.randint(0, 11), "seed": i})
+    rng.shuffle(songs)
+    return songs
+
+
+def downbeat_figures(count: int = 24) -> dict[str, Any]:
+    from core.analysis import analyze
+    from tests.structure_songs import bar_song
+
+    ours, naive, metres, boundaries_hit, boundaries = [], [], 0, 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, params in enumerate(generated_set(count)):
+            song = bar_song(**params)
+            path = Path(tmp) / f"song{i}.wav"
+            sf.write(path, song.audio, song.sr, subtype="PCM_16")
+            result = analyze(path, ["tempo", "structure"])
+            ours.append(f_measure(result["downbeats"], song.downbeats))
+            naive.append(f_measure(result["beats"][:: song.beats_per_bar], song.downbeats))
+            metres += result["beats_per_bar"] == song.beats_per_bar
+            beat = 60.0 / song.bpm
+            found = [s["start"] for s in result["sections"][1:]]
+            truth = [start for (start, _e, letter), (_s, _e2, before) in zip(song.sections[1:], song.sections,
+                                                                           strict=False) if letter != before]
+            boundaries += len(truth)
+            boundaries_hit += sum(any(abs(f - t) <= beat for f in found) for t in truth)
+    return {
+        "downbeat_f": round(sum(ours) / len(ours), 4),
+        "downbeat_f_every_nth_beat": round(sum(naive) / len(naive), 4),
+        "metre_right": round(metres / len(ours), 4),
+        "section_boundaries_within_a_beat": round(boundaries_hit / max(1, boundaries), 4),
+        "structure_songs": len(ours),
+    }
+
+
+_PEAK = ("import atexit, sys\n"
+         "def hwm():\n"
+         "    line = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+         "    print('VMHWM_KB', line.split()[1], file=sys.stderr)\n"
+         "atexit.register(hwm)\n"
+         "sys.argv = ['main.py', 'analyze', sys.argv[1]]\n"
+         "import runpy\n"
+         "runpy.run_path('main.py', run_name='__main__')\n")
+
+
+def _peak_kib(path: Path) -> int:
+    done = subprocess.run([sys.executable, "-c", _PEAK, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          check=True, timeout=600)
+    line = next(line for line in done.stderr.splitlines() if line.startswith("VMHWM_KB"))
+    return int(line.split()[1])
+
+
+def analyze_peak_mb(path: Path) -> dict[str, Any]:
+    """Peak RSS (VmHWM, the process' own) of ``python main.py analyze`` on ``path`` and on 5 s of it."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data, sr = sf.read(path, frames=5 * sf.info(path).samplerate, dtype="float32", always_2d=True)
+        short = Path(tmp) / "five-seconds.wav"
+        sf.write(short, np.ascontiguousarray(data), sr)
+        floor = _peak_kib(short)
+    return {"analyze_peak_mb": round(_peak_kib(path) / 1024, 1), "analyze_5s_peak_mb": round(floor / 1024, 1)}
