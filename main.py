@@ -304,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="analyse an audio file and print the result as JSON")
     an.add_argument("file")
     an.add_argument("--features", nargs="+", metavar="FEATURE",
-                    help="tempo, key, energy, spectral, mfcc, chroma or all (default: all)")
+                    help="tempo, key, energy, spectral, mfcc, chroma, structure or all (default: all)")
     an.add_argument("--indent", type=int, help="pretty-print the JSON with this indent")
 
     mx = sub.add_parser("mix", help="render an edit manifest to a 24-bit WAV (no server needed)")

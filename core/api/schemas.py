@@ -197,7 +197,8 @@ class AnalyzeRequest(BaseModel):
     stem_id: uuid.UUID | None = Field(default=None, description="Or one of its stems, instead of track_id")
     features: list[AnalysisFeature] = Field(
         default_factory=lambda: ["all"], max_length=20,
-        description='Any of "tempo", "key", "energy", "spectral", "mfcc", "chroma", or "all" (the default)',
+        description='Any of "tempo", "key", "energy", "spectral", "mfcc", "chroma", "structure", or "all" '
+                    '(the default)',
     )
 
 
