@@ -15,11 +15,11 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
+def chromium(extra_args: list[str] | None = None) -> Iterator[Browser]:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     assert exe, "Chromium is missing: `make test` installs it (tests/scripts/browser.sh)"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS + (extra_args or []))
         try:
             yield browser
         finally:

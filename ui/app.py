@@ -10,7 +10,7 @@ from core.settings import Settings
 
 def attach(app: FastAPI, settings: Settings) -> None:
     # Importing the page modules registers their @ui.page routes.
-    from ui import auth_pages, jobs_page, library_page, settings_page, track_page  # noqa: F401
+    from ui import auth_pages, daw_page, jobs_page, library_page, settings_page, track_page  # noqa: F401
     from ui.context import bind
 
     bind(app)

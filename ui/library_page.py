@@ -96,6 +96,7 @@ async def library_page(request: Request):
             {"name": "album", "label": "Album", "field": "album", "align": "left"},
             {"name": "duration", "label": "Length", "field": "duration"},
             {"name": "format", "label": "Format", "field": "format"},
+            {"name": "editor", "label": "", "field": "id"},
         ]
         rows = [
             {
@@ -110,6 +111,12 @@ async def library_page(request: Request):
         ]
         table = ui.table(columns=columns, rows=rows, row_key="id").classes("w-full cursor-pointer").mark("tracks")
         table.on("rowClick", lambda e: ui.navigate.to(f"/tracks/{e.args[1]['id']}"))
+        # "Open in editor" per row (the editor tells when a track has no stems yet).
+        table.add_slot("body-cell-editor", """
+            <q-td :props="props" auto-width>
+              <q-btn flat dense round icon="graphic_eq" title="Open in editor" :href="'/daw/' + props.row.id"
+                     @click.stop data-testid="row-editor" />
+            </q-td>""")
         if result.total_pages > 1:
             ui.pagination(
                 1,

@@ -22,7 +22,7 @@ def _log_out_js(csrf: str) -> str:
 
 
 @contextmanager
-def frame(title: str, user: User | None = None, csrf: str = "") -> Iterator[None]:
+def frame(title: str, user: User | None = None, csrf: str = "", *, wide: bool = False) -> Iterator[None]:
     ui.page_title(f"{title} · {BRAND}")
     ui.colors(primary="#6d28d9", secondary="#0f766e", accent="#f59e0b")
     with ui.header().classes("items-center justify-between bg-gray-900 text-white px-6 py-2"):
@@ -36,5 +36,5 @@ def frame(title: str, user: User | None = None, csrf: str = "") -> Iterator[None
                 ui.button("Log out", on_click=lambda: ui.run_javascript(_log_out_js(csrf))).props(
                     "flat color=white dense"
                 ).mark("logout")
-    with ui.column().classes("w-full max-w-5xl mx-auto p-6 gap-4"):
+    with ui.column().classes("w-full p-3 gap-2" if wide else "w-full max-w-5xl mx-auto p-6 gap-4"):
         yield

@@ -65,7 +65,11 @@ def _stems_card(track: Track, stems: list[Stem]) -> None:
         with ui.row().classes("w-full items-center justify-between"):
             ui.label("Stems").classes("text-lg font-semibold")
             if stems:
-                ui.link("Download all (ZIP)", f"/export/stems/{track.id}").mark("zip-link")
+                with ui.row().classes("items-center gap-4"):
+                    ui.button("Open in editor", icon="graphic_eq",
+                              on_click=lambda: ui.navigate.to(f"/daw/{track.id}")).props(
+                        "color=primary unelevated dense").mark("open-editor")
+                    ui.link("Download all (ZIP)", f"/export/stems/{track.id}").mark("zip-link")
         if not stems:
             ui.label("Not separated yet.").classes("text-gray-600")
             return
