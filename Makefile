@@ -55,6 +55,7 @@ bench: install-test services
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/download.py
+	bash bench/scripts/realmusic_deps.sh
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/separate.py
 	$(BIN)/python bench/mixdown.py

@@ -10,14 +10,16 @@ way they are. The result is a JSON-ready dict:
 * always: ``features_analyzed``, ``duration`` (s), ``sample_rate`` (of the analysis), ``notes``
   (sentences for a person: silence, too short for a tempo, no tonal centre, ...);
 * tempo: ``tempo`` (BPM or None), ``tempo_confidence`` (0..1), ``beats`` (seconds);
-* key: ``key`` ("A minor", "F# major" or None), ``key_confidence`` (0..1), ``key_candidates``
-  (the three best keys with their correlation);
+* key: ``key`` ("A minor", "F# major" or None), ``key_confidence`` (0..1: the best key's share of a
+  probability spread over the 24 keys, low where keys compete), ``key_candidates`` (the three best
+  keys with their probability);
 * energy: ``energy`` (0..1, independent of gain), ``zero_crossing_rate`` (mean, per sample);
 * spectral: ``spectral_centroid``, ``spectral_rolloff``, ``spectral_bandwidth`` (mean, Hz) and
   ``spectral_contrast`` (mean dB per octave band: 0-200, 200-400, 400-800, 800-1600, 1600-3200,
   3200-6400 Hz and 6400 Hz-Nyquist);
 * mfcc / chroma: ``features.mfcc`` (13 x frames), ``features.chroma`` (12 x frames, C first),
-  averaged down to ``frame_rate`` (at most 2) frames a second.
+  averaged down to ``frame_rate`` (at most 2) frames a second;
+* structure: ``beats_per_bar``, ``downbeats`` (s), ``sections`` and ``loops`` (structure.py).
 
 Faults follow core/progress.py: ``BadInput`` for a file that cannot be decoded or is too short,
 ``core.errors.InvalidInput`` (422) for unknown feature names.

@@ -307,8 +307,7 @@ class _Run:
         self.result.update(key=None, key_confidence=None, key_candidates=[])
         if self.silent:
             return
-        profile = key_mod.pitch_class_profile(self.sig.cqt, CQT_BINS_PER_OCTAVE, CQT_FMIN)
-        estimate = key_mod.estimate_key(profile)
+        estimate = key_mod.estimate_key_from_cqt(self.sig.cqt, CQT_BINS_PER_OCTAVE, CQT_FMIN, FPS)
         self.result["key_candidates"] = [{"key": k, "score": s} for k, s in estimate.candidates]
         if estimate.key is None:
             self.notes.append("No clear tonal centre: key not determined")
