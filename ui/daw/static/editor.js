@@ -474,10 +474,15 @@ class Editor {
       const key = `${stem.id}:${level}`;
       if (this.peaks.has(key)) return;
       this.peaks.set(key, null);
-      const r = await fetch(`/api/stems/${stem.id}/peaks?samples_per_pixel=${level}&bits=8`, { credentials: "same-origin" });
+      const r = await fetch(`/api/stems/${stem.id}/peaks?samples_per_pixel=${level}&bits=16`, { credentials: "same-origin" });
       if (!r.ok) { this.peaks.delete(key); return; }
       const doc = await r.json();
-      this.peaks.set(key, { data: Int8Array.from(doc.data), channels: doc.channels, length: doc.length, spp: level });
+      const data = Int16Array.from(doc.data);
+      let peak = 1;
+      for (let i = 0; i < data.length; i++) peak = Math.max(peak, Math.abs(data[i]));
+      // Quiet stems are drawn taller (up to 64x), so their shape shows; the lane says by how much.
+      const display = Math.min(64, 32768 / peak);
+      this.peaks.set(key, { data, channels: doc.channels, length: doc.length, spp: level, display });
     })));
     this.draw();
   }
@@ -607,11 +612,15 @@ class Editor {
             }
           }
           const g = entry.operations.length ? envelopeBlock(entry.operations, Math.round(f0 + perPx / 2), 1, this.sr)[0] : 1;
-          const scale = clamp(g * entry.volume, 0, 2) / 128;
+          const scale = clamp(g * entry.volume, 0, 2) * peaks.display / 32768;
           const top = mid - hi * scale * half, bottom = mid - lo * scale * half;
           ctx.fillRect(x, top, 1, Math.max(1, bottom - top));
         }
         ctx.globalAlpha = 1;
+        if (peaks.display > 1.05) {
+          ctx.fillStyle = "#64748b"; ctx.font = "10px system-ui";
+          ctx.fillText(`display ×${peaks.display.toFixed(1)}`, w - 70, h - 5);
+        }
       } else {
         ctx.fillStyle = "#475569"; ctx.font = "12px system-ui"; ctx.fillText("Loading the waveform…", 10, mid);
       }
@@ -682,7 +691,7 @@ class Editor {
         const i0 = Math.floor(x / scale * this.sr / peaks.spp), i1 = Math.max(i0 + 1, Math.floor((x + 1) / scale * this.sr / peaks.spp));
         let hi = 0;
         for (let i = i0; i < i1 && i < peaks.length; i++) hi = Math.max(hi, peaks.data[i * peaks.channels * 2 + 1]);
-        const y = hi / 128 * (h / 2 - 2);
+        const y = clamp(hi * peaks.display / 32768, 0, 1) * (h / 2 - 2);
         ctx.fillRect(x, h / 2 - y, 1, 2 * y);
       }
       ctx.globalAlpha = 1;
