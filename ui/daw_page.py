@@ -23,11 +23,13 @@ from nicegui import ui
 from core import stems, tracks
 from core.analysis import record
 from core.analysis import results as analysis_results
+from core.audio_io import probe
 from core.daw import remix
 from core.daw.mixdown import stem_audio
 from core.errors import NotFound, StemForgeError
 from core.stem_export import stem_path
 from data.db import session_scope
+from data.files import UnsafePath
 from data.models import Stem, Track, User
 from ui import context
 from ui.session import csrf_token, page_user
@@ -50,6 +52,19 @@ def _stem_facts(rows: list[Stem]) -> list[dict[str, Any]]:
     return out
 
 
+def _original_facts(track: Track) -> dict[str, Any] | None:
+    """The track's own audio for A/B (its length and rate: the engine plays silence past its end)."""
+    if not track.audio_path:
+        return None
+    try:
+        path = context.store().resolve(track.audio_path)
+        info = probe(path)
+    except (UnsafePath, StemForgeError, OSError):
+        return None
+    return {"id": str(track.id), "frames": round(info.duration * info.sample_rate), "sampleRate": info.sample_rate,
+            "channels": info.channels}
+
+
 async def editor_config(user: User, track: Track, request: Request) -> dict[str, Any] | None:
     """Everything the editor starts from, or None when the track has no stems yet."""
     async with session_scope() as db:
@@ -62,6 +77,7 @@ async def editor_config(user: User, track: Track, request: Request) -> dict[str,
         except NotFound:
             analysis = None
     stem_facts = await asyncio.to_thread(_stem_facts, rows)
+    original = await asyncio.to_thread(_original_facts, track)
     by_id = {s["id"]: s for s in stem_facts}
     # The saved remix may name stems of an earlier separation: the editor shows what the manifest mixes.
     for entry in state.manifest.get("stems", []):
@@ -71,7 +87,7 @@ async def editor_config(user: User, track: Track, request: Request) -> dict[str,
             by_id[str(extra.id)] = (await asyncio.to_thread(_stem_facts, [extra]))[0]
     return {
         "track": {"id": str(track.id), "title": track.title, "artist": track.artist,
-                  "hasAudio": bool(track.audio_path)},
+                  "hasAudio": original is not None, "original": original},
         "stems": [by_id[e["stem_id"]] for e in state.manifest["stems"] if e.get("stem_id") in by_id],
         "remix": {"manifest": state.manifest, "version": state.version, "canUndo": state.can_undo,
                   "canRedo": state.can_redo},

@@ -71,7 +71,7 @@ class Editor {
     this.pxPerSec = this.fitZoom();
     this.engine = new DawEngine({
       stems: this.stems.map((s) => ({ id: s.id, frames: s.frames, sampleRate: s.sampleRate, channels: s.channels })),
-      original: config.track.hasAudio ? { id: this.trackId } : null,
+      original: config.track.original || null,
     });
     this.engine.setManifest(this.manifest);
     this.engine.on("error", (e) => this.status(`Playback: ${e?.message || e}`));
@@ -707,7 +707,7 @@ class Editor {
   localX(canvas, e) { return e.clientX - canvas.getBoundingClientRect().left; }
 
   bindLane(canvas, index) {
-    canvas.addEventListener("mousedown", (e) => {
+    canvas.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
       const x0 = this.localX(canvas, e);
       const t0 = this.tOf(x0);
@@ -734,22 +734,22 @@ class Editor {
         this.refreshButtons();
       };
       const up = (ev) => {
-        window.removeEventListener("mousemove", move);
-        window.removeEventListener("mouseup", up);
+        window.removeEventListener("pointermove", move);
+        window.removeEventListener("pointerup", up);
         this.dragging = false;
         if (!moved) { this.selection = null; this.seek(this.tOf(this.localX(canvas, ev))); }
         this.drawLanes();
         this.refreshButtons();
         this.root.dataset.selection = this.selection ? `${this.selection.start.toFixed(3)}-${this.selection.end.toFixed(3)}` : "";
       };
-      window.addEventListener("mousemove", move);
-      window.addEventListener("mouseup", up);
+      window.addEventListener("pointermove", move);
+      window.addEventListener("pointerup", up);
     });
   }
 
   bindRuler() {
     const canvas = this.ruler.canvas;
-    canvas.addEventListener("mousedown", (e) => {
+    canvas.addEventListener("pointerdown", (e) => {
       const x0 = this.localX(canvas, e);
       const t0 = this.snapTime(this.tOf(x0), e.shiftKey);
       let moved = false;
@@ -762,8 +762,8 @@ class Editor {
         this.drawRuler();
       };
       const up = (ev) => {
-        window.removeEventListener("mousemove", move);
-        window.removeEventListener("mouseup", up);
+        window.removeEventListener("pointermove", move);
+        window.removeEventListener("pointerup", up);
         if (!moved) { this.seek(this.tOf(this.localX(canvas, ev))); return; }
         if (this.loopRegion && this.loopRegion.end - this.loopRegion.start > 0.05) {
           this.engine.setLoop(this.loopRegion.start, this.loopRegion.end);
@@ -772,8 +772,8 @@ class Editor {
           this.draw();
         }
       };
-      window.addEventListener("mousemove", move);
-      window.addEventListener("mouseup", up);
+      window.addEventListener("pointermove", move);
+      window.addEventListener("pointerup", up);
     });
   }
 
@@ -803,7 +803,7 @@ class Editor {
   }
 
   bindOverview() {
-    this.overview.canvas.addEventListener("mousedown", (e) => {
+    this.overview.canvas.addEventListener("pointerdown", (e) => {
       const w = this.overview.canvas.clientWidth;
       const t = this.localX(this.overview.canvas, e) / w * this.duration;
       const view = this.lanes[0].cell.clientWidth / this.pxPerSec;
