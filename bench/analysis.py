@@ -50,6 +50,8 @@ SR = service.SAMPLE_RATE
 TARGET_RATIO_MAX = 0.5
 TARGET_KEY_MIN = 0.90
 TARGET_TEMPO_MIN = 0.95
+TARGET_DOWNBEAT_F = 0.9
+TARGET_PEAK_MB = 250.0
 TEMPO_TOLERANCE = 0.04
 LONG_SECONDS = 180.0
 TARGET_REAL_MIN = 0.90
@@ -265,6 +267,21 @@ def main() -> None:
             print(f"    miss: {miss}")
         print(f"  ({t_acc:.1f} s for both methods on all tracks)")
 
+        sys.path.insert(0, str(ROOT / "bench"))
+        import structure_figures
+
+        print("\nStructure on generated songs with a known bar grid and form (tests/structure_songs.py):", flush=True)
+        structure = structure_figures.downbeat_figures()
+        print(f"  downbeat F-measure (70 ms)  {structure['downbeat_f']:.3f}   target >= {TARGET_DOWNBEAT_F}   "
+              f"{'OK' if structure['downbeat_f'] >= TARGET_DOWNBEAT_F else 'MISSED'}   (every n-th tracked beat: "
+              f"{structure['downbeat_f_every_nth_beat']:.3f})")
+        print(f"  metre right {structure['metre_right']:.1%}; section boundaries within one beat "
+              f"{structure['section_boundaries_within_a_beat']:.1%} ({structure['structure_songs']} songs)")
+        memory = structure_figures.analyze_peak_mb(long_path)
+        print(f"\nPeak memory (VmHWM) of `python main.py analyze` on the 3-minute track: {memory['analyze_peak_mb']} MB"
+              f"   target < {TARGET_PEAK_MB:.0f}   {'OK' if memory['analyze_peak_mb'] < TARGET_PEAK_MB else 'MISSED'}"
+              f"   (the same command on 5 s of it: {memory['analyze_5s_peak_mb']} MB: the libraries' floor)")
+
     real: dict[str, dict[str, Any]] = {}
     if not args.no_real:
         sys.path.insert(0, str(ROOT / "bench"))
@@ -293,6 +310,13 @@ def main() -> None:
         "stock_librosa_tempo_within_4pct": round(stock_tempo_ok / n, 4),
         "cpus": os.cpu_count(),
         "loadavg_1m_before": round(load_before, 2),
+        **structure,
+        "downbeat_f_target_min": TARGET_DOWNBEAT_F,
+        "downbeat_f_ok": structure["downbeat_f"] >= TARGET_DOWNBEAT_F,
+        **memory,
+        "analyze_peak_mb_target_max": TARGET_PEAK_MB,
+        "analyze_peak_mb_ok": memory["analyze_peak_mb"] < TARGET_PEAK_MB,
+        "ratio_ok": ratio <= TARGET_RATIO_MAX,
         **extra,
         **({"real_target_min": TARGET_REAL_MIN} if extra else {}),
     }))
