@@ -21,21 +21,6 @@ from typing import Any
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-TOLERANCE_S = 0.07
-
-
-def f_measure(estimated: list[float], reference: list[float], tolerance: float = TOLERANCE_S) -> float:
-    used: set[int] = set()
-    hits = 0
-    for ref in reference:
-        match = next((i for i, est in enumerate(estimated) if abs(est - ref) <= tolerance and i not in used), None)
-        if match is not None:
-            used.add(match)
-            hits += 1
-    if not hits:
-        return 0.0
-    precision, recall = hits / len(estimated), hits / len(reference)
-    return 2 * precision * recall / (precision + recall)
 
 
 def generated_set(count: int, seed: int = 11) -> list[dict[str, Any]]:
@@ -55,7 +40,7 @@ def generated_set(count: int, seed: int = 11) -> list[dict[str, Any]]:
 
 def downbeat_figures(count: int = 24) -> dict[str, Any]:
     from core.analysis import analyze
-    from tests.structure_songs import bar_song
+    from tests.structure_songs import bar_song, f_measure
 
     ours, naive, metres, boundaries_hit, boundaries = [], [], 0, 0, 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -82,3 +82,18 @@ def bar_song(bpm: float, beats_per_bar: int = 4, form: str = "AAAA", bars_per_se
     stereo = np.stack([out, out], axis=1)
     stereo *= 0.7 / np.max(np.abs(stereo))
     return BarSong(stereo.astype(np.float32), sr, float(bpm), beats_per_bar, downbeats, sections)
+
+
+def f_measure(estimated: list[float], reference: list[float], tolerance: float = 0.07) -> float:
+    """Beat-tracking F-measure: each reference time matched at most once within ``tolerance`` seconds."""
+    used: set[int] = set()
+    hits = 0
+    for ref in reference:
+        match = next((i for i, est in enumerate(estimated) if abs(est - ref) <= tolerance and i not in used), None)
+        if match is not None:
+            used.add(match)
+            hits += 1
+    if not hits:
+        return 0.0
+    precision, recall = hits / len(estimated), hits / len(reference)
+    return 2 * precision * recall / (precision + recall)

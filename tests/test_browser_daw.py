@@ -196,3 +196,19 @@ def test_the_preview_is_the_export(server: Server, editor_track: dict[str, Any])
     clipped = np.clip(preview, -1.0, 1.0 - 2.0**-23)  # the export is 24-bit: what is beyond full scale is clipped
     residual = 10 * np.log10(np.sum((clipped - exported) ** 2) / np.sum(exported**2))
     assert residual <= -60.0, f"preview differs from the export by {residual:.1f} dB"
+
+
+def test_a_track_without_stems_says_so_in_the_editor(server: Server, editor_track: dict[str, Any]) -> None:
+    user = editor_track["user"]
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((44100, 2), dtype=np.float32), 44100, format="WAV")
+    bare = upload_audio(user, buf.getvalue(), title="Unseparated", artist="Nobody")
+    with chromium() as browser:
+        page = browser.new_page()
+        log_in(page, server.url, user.email, PASSWORD)
+        page.goto(f"{server.url}/daw/{bare['id']}")
+        page.get_by_text("This track has no stems yet").wait_for()
+        page.get_by_role("button", name="Separate on the track page").click()
+        page.wait_for_url(f"**/tracks/{bare['id']}")
+        page.goto(f"{server.url}/daw/not-a-track")
+        page.get_by_text("This track does not exist.").wait_for()

@@ -12,24 +12,9 @@ import pytest
 import soundfile as sf
 
 from core.analysis import analyze
-from tests.structure_songs import bar_song
+from tests.structure_songs import bar_song, f_measure
 
 TOLERANCE = 0.07  # seconds
-
-
-def f_measure(estimated: list[float], reference: list[float], tolerance: float = TOLERANCE) -> float:
-    """Downbeat F-measure: each reference matched at most once within ``tolerance``."""
-    used: set[int] = set()
-    hits = 0
-    for ref in reference:
-        match = next((i for i, est in enumerate(estimated) if abs(est - ref) <= tolerance and i not in used), None)
-        if match is not None:
-            used.add(match)
-            hits += 1
-    if not hits:
-        return 0.0
-    precision, recall = hits / len(estimated), hits / len(reference)
-    return 2 * precision * recall / (precision + recall)
 
 
 def write(tmp_path: Path, name: str, **song: object) -> tuple[Path, object]:

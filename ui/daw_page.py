@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app as nicegui_app
 from nicegui import ui
 
-from core import stems, tracks
+from core import stems
 from core.analysis import record
 from core.analysis import results as analysis_results
 from core.audio_io import probe
@@ -32,8 +32,8 @@ from data.db import session_scope
 from data.files import UnsafePath
 from data.models import Stem, Track, User
 from ui import context
-from ui.session import csrf_token, page_user
-from ui.theme import frame
+from ui.session import csrf_token, owned_track
+from ui.theme import frame, track_not_found
 
 STATIC = Path(__file__).parent / "daw" / "static"
 nicegui_app.add_static_files("/daw-static", STATIC)
@@ -108,18 +108,14 @@ def _empty_state(track: Track) -> None:
 
 @ui.page("/daw/{track_id}")
 async def daw_page(request: Request, track_id: str):
-    user = await page_user(request)
+    user, track = await owned_track(request, track_id)
     if user is None:
         return RedirectResponse(f"/users/log-in?next=/daw/{track_id}", status_code=303)
-    try:
-        async with session_scope() as db:
-            track = await tracks.get_track(db, user.id, uuid.UUID(track_id))
-        config = await editor_config(user, track, request)
-    except (ValueError, NotFound):
-        with frame("Not found", user, csrf_token(request)):
-            ui.label("This track does not exist.").classes("text-xl")
-            ui.link("Back to the library", "/")
+    if track is None:
+        track_not_found(user, csrf_token(request))
         return None
+    try:
+        config = await editor_config(user, track, request)
     except StemForgeError as exc:
         with frame("Editor", user, csrf_token(request)):
             ui.label(exc.message).classes("text-xl")

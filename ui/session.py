@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import Request
 
-from core import accounts
+from core import accounts, tracks
+from core.errors import NotFound
 from core.security import SessionData
 from data.db import session_scope
-from data.models import User
+from data.models import Track, User
 
 
 def browser_session(request: Request) -> SessionData | None:
@@ -23,6 +26,18 @@ async def page_user(request: Request) -> User | None:
     if user is None or user.session_epoch != sess.epoch:
         return None
     return user
+
+
+async def owned_track(request: Request, track_id: str) -> tuple[User | None, Track | None]:
+    """The signed-in user and their track ``track_id`` (None for a malformed, missing or foreign id)."""
+    user = await page_user(request)
+    if user is None:
+        return None, None
+    try:
+        async with session_scope() as db:
+            return user, await tracks.get_track(db, user.id, uuid.UUID(track_id))
+    except (ValueError, NotFound):
+        return user, None
 
 
 def csrf_token(request: Request) -> str:

@@ -38,3 +38,10 @@ def frame(title: str, user: User | None = None, csrf: str = "", *, wide: bool = 
                 ).mark("logout")
     with ui.column().classes("w-full p-3 gap-2" if wide else "w-full max-w-5xl mx-auto p-6 gap-4"):
         yield
+
+
+def track_not_found(user: User, csrf: str) -> None:
+    """The page for a track id that is not the user's (or does not exist)."""
+    with frame("Not found", user, csrf):
+        ui.label("This track does not exist.").classes("text-xl")
+        ui.link("Back to the library", "/")

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from core import stems, tracks, user_settings
+from core import stems, user_settings
 from core.analysis import results as analysis_results
 from core.errors import NotFound, StemForgeError
 from core.separation import MODELS
@@ -19,8 +19,8 @@ from data.files import public_url
 from data.models import AnalysisResult, Stem, Track, User
 from ui import context
 from ui.jobs_view import jobs_view
-from ui.session import csrf_token, page_user
-from ui.theme import frame
+from ui.session import csrf_token, owned_track
+from ui.theme import frame, track_not_found
 from workers.submit import submit_analysis, submit_processing
 
 
@@ -167,16 +167,11 @@ async def render_track(user: User, track: Track) -> None:
 
 @ui.page("/tracks/{track_id}")
 async def track_page(request: Request, track_id: str):
-    user = await page_user(request)
+    user, track = await owned_track(request, track_id)
     if user is None:
         return RedirectResponse(f"/users/log-in?next=/tracks/{track_id}", status_code=303)
-    try:
-        async with session_scope() as db:
-            track = await tracks.get_track(db, user.id, uuid.UUID(track_id))
-    except (ValueError, NotFound):
-        with frame("Not found", user, csrf_token(request)):
-            ui.label("This track does not exist.").classes("text-xl")
-            ui.link("Back to the library", "/")
+    if track is None:
+        track_not_found(user, csrf_token(request))
         return None
     with frame(track.title or "Track", user, csrf_token(request)):
         await render_track(user, track)
