@@ -52,6 +52,8 @@ class Editor {
     this.frames = Math.max(...this.stems.map((s) => s.frames));
     this.duration = this.frames / this.sr;
     this.manifest = structuredClone(config.remix.manifest);
+    this.base = structuredClone(config.remix.manifest);  // the server's manifest as this tab last saw it
+    this.history = config.remix.history || [];
     this.version = config.remix.version;
     this.canUndo = config.remix.canUndo;
     this.canRedo = config.remix.canRedo;
@@ -68,15 +70,18 @@ class Editor {
     this.clipUntil = 0;
     this.pending = Promise.resolve();
     this.build();
-    this.pxPerSec = this.fitZoom();
+    this.pxPerSec = this.fitted = this.fitZoom();
     this.engine = new DawEngine({
       stems: this.stems.map((s) => ({ id: s.id, frames: s.frames, sampleRate: s.sampleRate, channels: s.channels })),
       original: config.track.original || null,
     });
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.engine.on("error", (e) => this.status(`Playback: ${e?.message || e}`));
     this.engine.on("ended", () => this.refreshButtons());
-    window.addEventListener("resize", () => this.draw());
+    window.addEventListener("resize", () => {
+      if (Math.abs(this.pxPerSec - this.fitted) < 1e-9) { this.pxPerSec = this.fitted = this.fitZoom(); this.scroll = 0; }
+      this.draw();
+    });
     document.addEventListener("keydown", (e) => this.onKey(e));
     this.loadPeaks().then(() => { this.drawnAt = performance.now(); this.root.dataset.waveforms = "drawn"; });
     this.tick = this.tick.bind(this);
@@ -87,6 +92,9 @@ class Editor {
   // --- layout ---------------------------------------------------------------------------------------------
 
   build() {
+    const title = [this.cfg.track.artist, this.cfg.track.title].filter(Boolean).join(" – ") || "Untitled";
+    this.root.append(el("div", { class: "daw-title" }, el("a", { href: `/tracks/${this.trackId}`, text: `← ${title}`,
+      title: "Back to the track page" })));
     const bar = el("div", { class: "daw-toolbar" });
     const btn = (label, title, onclick, extra = "") => el("button", { class: `daw-btn ${extra}`, title, text: label, onclick });
     this.playBtn = btn("▶", "Play / pause (Space)", () => this.togglePlay(), "primary");
@@ -98,13 +106,14 @@ class Editor {
     this.snapSel = el("select", { class: "daw-select", title: "Snap edits to" });
     for (const [value, label] of SNAPS) this.snapSel.append(el("option", { value, text: label }));
     this.snapSel.value = this.snap;
-    this.snapSel.addEventListener("change", () => { this.snap = this.snapSel.value; });
+    this.snapSel.addEventListener("change", () => { this.snap = this.snapSel.value; this.snapSel.blur(); });
     bar.append(el("div", { class: "grp" }, btn("−", "Zoom out (−)", () => this.zoom(0.5)), btn("+", "Zoom in (+)",
-      () => this.zoom(2)), btn("Fit", "The whole track (0)", () => { this.pxPerSec = this.fitZoom(); this.scroll = 0; this.draw(); }),
+      () => this.zoom(2)), btn("Fit", "The whole track (0)", () => this.fit()),
     el("span", { text: "Snap", style: "color:#9ca3af" }), this.snapSel));
     this.curveSel = el("select", { class: "daw-select", title: "Fade curve" });
     for (const c of CURVES) this.curveSel.append(el("option", { value: c, text: c.replace("_", " ") }));
     this.curveSel.value = "s_curve";
+    this.curveSel.addEventListener("change", () => this.curveSel.blur());
     this.gainInput = el("input", { class: "daw-select", type: "number", value: "-6", step: "1", min: "-60", max: "12",
       title: "Gain in dB for G", style: "width:56px" });
     this.editBtns = [
@@ -128,6 +137,7 @@ class Editor {
     for (const [v, t] of [["mix", "Full mix (WAV)"], ["loop", "Loop region (WAV)"], ["stems", "Each stem, processed (ZIP)"]]) {
       this.exportSel.append(el("option", { value: v, text: t }));
     }
+    this.exportSel.addEventListener("change", () => this.exportSel.blur());
     this.exportBtn = btn("Export", "Render and download", () => this.exportAudio(this.exportSel.value));
     this.exportBtn.dataset.testid = "export";
     bar.append(el("div", { class: "grp" }, this.exportSel, this.exportBtn, btn("?", "Keyboard shortcuts (?)",
@@ -146,7 +156,7 @@ class Editor {
     this.root.append(bar);
 
     this.timeline = el("div", { class: "daw-timeline" });
-    this.ruler = this.row("ruler", el("div", { text: "Bars", style: "color:#9ca3af" }));
+    this.ruler = this.row("ruler", el("div", { text: this.downbeats.length ? "Bars" : "Time", style: "color:#9ca3af" }));
     this.sectionRow = this.row("sections", el("div", { text: "Sections", style: "color:#9ca3af" }));
     this.lanes = this.stems.map((stem, index) => this.laneRow(stem, index));
     const masterHead = el("div");
@@ -219,6 +229,11 @@ class Editor {
 
   // --- manifest -------------------------------------------------------------------------------------------
 
+  sound() {
+    // A copy: the engine compares the manifest it had with the new one to know what to re-render now.
+    this.engine.setManifest(structuredClone(this.manifest));
+  }
+
   entry(index) {
     const id = this.stems[index].id;
     return this.manifest.stems.find((s) => s.stem_id === id);
@@ -226,7 +241,7 @@ class Editor {
 
   setStem(index, change, label) {
     Object.assign(this.entry(index), change);
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.refreshMixer();
     this.drawLanes();
     if (label) this.commit(label);
@@ -234,7 +249,7 @@ class Editor {
 
   setMaster(commit) {
     this.manifest.master.gain = faderToGain(+this.masterFader.value);
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.refreshMixer();
     if (commit) this.commit("Master");
   }
@@ -261,6 +276,9 @@ class Editor {
     this.arrangeBtn.classList.toggle("on", this.arrange);
     this.undoBtn.disabled = !this.canUndo;
     this.redoBtn.disabled = !this.canRedo;
+    const done = (this.history || []).filter((h) => !h.undone), undone = (this.history || []).filter((h) => h.undone);
+    this.undoBtn.title = done.length ? `Undo: ${done[done.length - 1].label || "last change"} (Ctrl+Z)` : "Undo (Ctrl+Z)";
+    this.redoBtn.title = undone.length ? `Redo: ${undone[0].label || "change"} (Ctrl+Shift+Z)` : "Redo (Ctrl+Shift+Z)";
     const hasSelection = !!this.selection && this.selection.end > this.selection.start;
     this.editBtns.forEach((b) => { if (b.tagName === "BUTTON") b.disabled = !hasSelection; });
     this.lanes.forEach((lane, i) => lane.node.classList.toggle("selected", !!this.selection?.lanes.has(i)));
@@ -270,31 +288,36 @@ class Editor {
     return { "Content-Type": "application/json", "X-CSRF-Token": this.cfg.csrf };
   }
 
-  // One history step per gesture; changes are sent in order, each on the version the previous one made.
+  // One history step per gesture, sent as a JSON Patch of what this tab changed since the server's manifest
+  // it knows: the server applies it to its current manifest, so another tab's change made meanwhile is kept.
   commit(label) {
-    const manifest = structuredClone(this.manifest);
+    const patch = manifestPatch(this.base, this.manifest);
+    if (!patch.length) return this.pending;
+    this.base = structuredClone(this.manifest);
     this.pending = this.pending.then(async () => {
       const r = await fetch(`/api/daw/${this.trackId}/changes`, { method: "POST", credentials: "same-origin",
-        headers: this.headers(), body: JSON.stringify({ manifest, base_version: this.version, label }) });
+        headers: this.headers(), body: JSON.stringify({ patch, label }) });
       const body = await r.json().catch(() => ({}));
-      if (r.ok) return this.adopt(body.data, false);
-      if (body.code === "version_conflict") {
-        this.status("The remix was changed in another tab: reloaded it");
-        return this.reload();
-      }
+      if (r.ok) return this.adopt(body.data, !this.sameAsServer(body.data.manifest));
       this.status(`Not saved: ${body.error || r.status}`);
       return this.reload();
     });
     return this.pending;
   }
 
+  sameAsServer(manifest) {
+    return JSON.stringify(manifest) === JSON.stringify(this.manifest);
+  }
+
   adopt(state, replaceManifest = true) {
     this.version = state.version;
     this.canUndo = state.can_undo;
     this.canRedo = state.can_redo;
+    this.history = state.history || [];
+    this.base = structuredClone(state.manifest);
     if (replaceManifest) {
       this.manifest = structuredClone(state.manifest);
-      this.engine.setManifest(this.manifest);
+      this.sound();
       this.refreshMixer();
       this.drawLanes();
     }
@@ -346,7 +369,7 @@ class Editor {
       names.push(this.stems[index].type);
     }
     const what = { trim: "Cut", crop: "Keep", fade_in: "Fade in", fade_out: "Fade out", gain: "Gain" }[type];
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.drawLanes();
     return this.commit(`${what} ${names.join(", ")}`);
   }
@@ -362,9 +385,18 @@ class Editor {
         return b < sel.start || a > sel.end;
       });
     }
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.drawLanes();
     return this.commit("Clear edits");
+  }
+
+  toggleArrange() {
+    if (!this.downbeats.length) { this.status("Arrange needs the bars: analyse the track first"); return; }
+    this.arrange = !this.arrange;
+    this.selection = null;
+    this.status(this.arrange ? "Arrange: click a stem × bar cell to mute or unmute it" : "");
+    this.refreshButtons();
+    this.drawLanes();
   }
 
   toggleBarMute(index, bar) {
@@ -376,7 +408,7 @@ class Editor {
       && Math.abs(op.params.end_ms - ms(end)) < 1);
     if (found >= 0) e.operations.splice(found, 1);
     else e.operations.push({ id: this.newId(), type: "mute", params: { start_ms: ms(start), end_ms: ms(end) } });
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.drawLanes();
     return this.commit(`${found >= 0 ? "Unmute" : "Mute"} ${this.stems[index].type} bar ${bar + 1}`);
   }
@@ -386,6 +418,13 @@ class Editor {
   fitZoom() {
     const width = this.lanes?.[0]?.cell.clientWidth || this.root.clientWidth - 240 || 800;
     return width / this.duration;
+  }
+
+  fit() {
+    this.pxPerSec = this.fitted = this.fitZoom();
+    this.scroll = 0;
+    this.draw();
+    this.loadPeaks();
   }
 
   beatLength() {
@@ -423,12 +462,16 @@ class Editor {
   }
 
   barBeat(t) {
-    if (!this.downbeats.length) return "";
-    let bar = 0;
-    while (bar + 1 < this.downbeats.length && this.downbeats[bar + 1] <= t) bar++;
-    if (t < this.downbeats[0]) return "0.0";
-    const beatsInBar = this.beats.filter((b) => b >= this.downbeats[bar] - 1e-3 && b <= t + 1e-3).length || 1;
-    return `${bar + 1}.${beatsInBar}`;
+    if (!this.downbeats.length || !this.beats.length) return "";
+    const perBar = this.analysis?.beats_per_bar || 4;
+    const near = (x) => x <= t + 0.03;  // a beat a few ms ahead counts as reached (the display rounds)
+    let beat = -1;
+    while (beat + 1 < this.beats.length && near(this.beats[beat + 1])) beat++;
+    const first = this.beats.findIndex((b) => Math.abs(b - this.downbeats[0]) < 0.03);
+    if (beat < 0 || first < 0) return "1.1";
+    const since = beat - first;
+    if (since < 0) return `0.${perBar + since + 1}`;  // a pickup before the first bar
+    return `${Math.floor(since / perBar) + 1}.${(since % perBar) + 1}`;
   }
 
   formatTime(t) {
@@ -444,7 +487,8 @@ class Editor {
   zoom(factor, anchorT) {
     const width = this.lanes[0].cell.clientWidth;
     const min = width / this.duration, max = width / Math.max(0.05, this.beatLength());
-    const anchor = anchorT ?? (this.engine.playing ? this.engine.currentTime : this.scroll + width / this.pxPerSec / 2);
+    const now = this.engine.currentTime, view = width / this.pxPerSec;
+    const anchor = anchorT ?? (now >= this.scroll && now <= this.scroll + view ? now : this.scroll + view / 2);
     const ax = (anchor - this.scroll) * this.pxPerSec;
     this.pxPerSec = clamp(this.pxPerSec * factor, min, max);
     this.scroll = clamp(anchor - ax / this.pxPerSec, 0, Math.max(0, this.duration - width / this.pxPerSec));
@@ -619,7 +663,7 @@ class Editor {
         ctx.globalAlpha = 1;
         if (peaks.display > 1.05) {
           ctx.fillStyle = "#64748b"; ctx.font = "10px system-ui";
-          ctx.fillText(`display ×${peaks.display.toFixed(1)}`, w - 70, h - 5);
+          ctx.fillText(`quiet stem: drawn ×${peaks.display.toFixed(0)}`, w - 120, h - 5);
         }
       } else {
         ctx.fillStyle = "#475569"; ctx.font = "12px system-ui"; ctx.fillText("Loading the waveform…", 10, mid);
@@ -720,13 +764,15 @@ class Editor {
       this.dragging = true;
       const anchor = this.snapTime(t0, e.shiftKey);
       let moved = false;
+      let lastLane = index;
       const move = (ev) => {
         const x = this.localX(canvas, ev);
         if (Math.abs(x - x0) > 3) moved = true;
         if (!moved) return;
         const t = this.snapTime(this.tOf(x), ev.shiftKey);
         const over = document.elementFromPoint(ev.clientX, ev.clientY);
-        const to = over?.dataset?.lane !== undefined ? +over.dataset.lane : index;
+        if (over?.dataset?.lane !== undefined) lastLane = +over.dataset.lane;
+        const to = lastLane;
         const lanes = new Set();
         for (let i = Math.min(index, to); i <= Math.max(index, to); i++) lanes.add(i);
         this.selection = { start: Math.min(anchor, t), end: Math.max(anchor, t), lanes };
@@ -803,13 +849,18 @@ class Editor {
   }
 
   bindOverview() {
-    this.overview.canvas.addEventListener("pointerdown", (e) => {
+    const centre = (e) => {
       const w = this.overview.canvas.clientWidth;
       const t = this.localX(this.overview.canvas, e) / w * this.duration;
       const view = this.lanes[0].cell.clientWidth / this.pxPerSec;
       this.scroll = clamp(t - view / 2, 0, Math.max(0, this.duration - view));
       this.draw();
-      this.loadPeaks();
+    };
+    this.overview.canvas.addEventListener("pointerdown", (e) => {
+      centre(e);
+      const up = () => { window.removeEventListener("pointermove", centre); window.removeEventListener("pointerup", up); this.loadPeaks(); };
+      window.addEventListener("pointermove", centre);
+      window.addEventListener("pointerup", up);
     });
   }
 
@@ -839,7 +890,7 @@ class Editor {
       a: () => this.toggleAB(), A: () => this.toggleAB(), Delete: () => this.edit("trim"), Backspace: () => this.edit("trim"),
       k: () => this.edit("crop"), i: () => this.edit("fade_in"), o: () => this.edit("fade_out"), g: () => this.edit("gain"),
       m: () => this.toggleSelected("muted"), s: () => this.toggleSelected("solo"), "+": () => this.zoom(2), "=": () => this.zoom(2),
-      "-": () => this.zoom(0.5), 0: () => { this.pxPerSec = this.fitZoom(); this.scroll = 0; this.draw(); },
+      "-": () => this.zoom(0.5), 0: () => this.fit(),
       Escape: () => { this.selection = null; this.help.classList.remove("open"); this.drawLanes(); this.refreshButtons(); },
       "?": () => this.help.classList.toggle("open"), Home: () => this.stop(),
     };
@@ -852,7 +903,7 @@ class Editor {
     const lanes = [...this.selection.lanes];
     const turnOn = !lanes.every((i) => this.entry(i)[field]);
     lanes.forEach((i) => { this.entry(i)[field] = turnOn; });
-    this.engine.setManifest(this.manifest);
+    this.sound();
     this.refreshMixer();
     this.drawLanes();
     this.commit(`${field === "muted" ? "Mute" : "Solo"} ${lanes.map((i) => this.stems[i].type).join(", ")}`);
@@ -882,8 +933,10 @@ class Editor {
       const sel = this.selection;
       const start = sel ? sel.start : this.engine.currentTime;
       const bar = this.beatLength() * (this.analysis?.beats_per_bar || 4);
-      this.loopRegion = sel ? { start: sel.start, end: sel.end } : { start, end: Math.min(this.duration, start + 4 * bar) };
-      this.engine.setLoop(this.loopRegion.start, this.loopRegion.end);
+      let region = sel ? { start: sel.start, end: sel.end } : { start, end: Math.min(this.duration, start + 4 * bar) };
+      if (region.end - region.start < 0.05) region = { start: Math.max(0, this.duration - 4 * bar), end: this.duration };
+      this.loopRegion = region;
+      this.engine.setLoop(region.start, region.end);
     }
     this.engine.loop = !this.engine.loop;
     this.refreshButtons();
@@ -914,7 +967,8 @@ class Editor {
     this.root.dataset.time = t.toFixed(3);
     const levels = this.engine.levels?.() || null;
     if (levels) {
-      this.lanes.forEach((lane, i) => { const v = levels.lanes?.[i] ?? 0; lane.meter.style.height = `${clamp(v, 0, 1) * 100}%`; });
+      const height = (v) => (v > 0 ? clamp((20 * Math.log10(v) + 60) / 60, 0, 1) : 0);  // -60..0 dBFS
+      this.lanes.forEach((lane) => { lane.meter.style.height = `${height(levels.lanes?.[lane.stem.id] ?? 0) * 100}%`; });
       if ((levels.master ?? 0) > 1) this.clipUntil = performance.now() + 1500;
     }
     this.clipLight.classList.toggle("on", performance.now() < this.clipUntil);
@@ -924,7 +978,11 @@ class Editor {
 
   // --- analysis and export --------------------------------------------------------------------------------
 
-  status(text) { this.statusText.textContent = text; }
+  status(text) {
+    this.statusText.textContent = text;
+    clearTimeout(this.statusTimer);
+    if (text) this.statusTimer = setTimeout(() => { this.statusText.textContent = ""; }, 6000);
+  }
 
   async analyse() {
     const r = await fetch("/api/analysis/analyze", { method: "POST", credentials: "same-origin", headers: this.headers(),
@@ -987,10 +1045,12 @@ class Editor {
         }
         const title = [this.cfg.track.artist, this.cfg.track.title].filter(Boolean).join(" - ") || "track";
         this.download(zipStore(files), `${title} (processed stems).zip`);
+        this.status(`Exported ${files.length} processed stems`);
       } else {
         const range = kind === "loop" && this.loopRegion ? { start_ms: this.loopRegion.start * 1000, end_ms: this.loopRegion.end * 1000 } : null;
         if (kind === "loop" && !range) { this.status("Set a loop region first (drag on the ruler)"); return; }
-        const { blob, name, clipped } = await this.render(this.manifest, range, "Export");
+        const { blob, name: served, clipped } = await this.render(this.manifest, range, "Export");
+        const name = range ? served.replace(/ \(remix\)\.wav$/, " (remix, loop).wav") : served;
         this.download(blob, name);
         this.status(clipped ? `Exported; ${clipped} samples clipped: turn the master down` : "Exported");
         this.root.dataset.exported = name;
@@ -1002,6 +1062,24 @@ class Editor {
       setTimeout(() => { this.progress.style.width = "0"; }, 1500);
     }
   }
+}
+
+// What changed from ``before`` to ``after`` (two manifests with the same stems), as JSON Patch operations on
+// the fields the editor changes: a stem's volume, pan, mute, solo and its operations, the master gain.
+function manifestPatch(before, after) {
+  const patch = [];
+  after.stems.forEach((stem, i) => {
+    const old = before.stems[i];
+    if (!old || old.stem_id !== stem.stem_id) { patch.push({ op: "replace", path: "/stems", value: after.stems }); return; }
+    for (const field of ["volume", "pan", "muted", "solo"]) {
+      if (old[field] !== stem[field]) patch.push({ op: "replace", path: `/stems/${i}/${field}`, value: stem[field] });
+    }
+    if (JSON.stringify(old.operations) !== JSON.stringify(stem.operations)) {
+      patch.push({ op: "replace", path: `/stems/${i}/operations`, value: stem.operations });
+    }
+  });
+  if (before.master.gain !== after.master.gain) patch.push({ op: "replace", path: "/master/gain", value: after.master.gain });
+  return patch;
 }
 
 // A ZIP of stored (uncompressed) entries: WAV does not compress, and this needs no library.
