@@ -588,7 +588,17 @@ class Editor {
       ctx.fillRect(a, 0, b - a, h);
     }
     ctx.fillStyle = "#94a3b8"; ctx.font = "11px system-ui"; ctx.strokeStyle = "#475569";
-    if (this.downbeats.length) {
+    if (this.downbeats.length && this.pxPerSec * this.beatLength() > 36) {  // zoomed in: every beat, bar.beat
+      for (const b of this.beats) {
+        const x = this.xOf(b);
+        if (x < -40 || x > w) continue;
+        const label = this.barBeat(b + 0.001);
+        const downbeat = label.endsWith(".1");
+        ctx.beginPath(); ctx.moveTo(Math.round(x) + 0.5, downbeat ? h - 12 : h - 6); ctx.lineTo(Math.round(x) + 0.5, h); ctx.stroke();
+        ctx.fillStyle = downbeat ? "#e2e8f0" : "#64748b";
+        ctx.fillText(label, x + 3, 12);
+      }
+    } else if (this.downbeats.length) {
       const every = Math.max(1, Math.ceil(46 / (this.pxPerSec * this.beatLength() * (this.analysis?.beats_per_bar || 4))));
       this.downbeats.forEach((d, i) => {
         if (i % every) return;
