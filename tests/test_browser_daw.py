@@ -212,3 +212,26 @@ def test_a_track_without_stems_says_so_in_the_editor(server: Server, editor_trac
         page.wait_for_url(f"**/tracks/{bare['id']}")
         page.goto(f"{server.url}/daw/not-a-track")
         page.get_by_text("This track does not exist.").wait_for()
+
+
+def test_one_edit_is_picked_by_its_label_and_deleted(server: Server, editor_track: dict[str, Any]) -> None:
+    user, track, stems = editor_track["user"], editor_track["track"], editor_track["stems"]
+    state = remix_state(user, track["id"])
+    doc = json.loads(json.dumps(state["manifest"]))
+    bass = next(s for s in doc["stems"] if s["stem_id"] == stems["bass"]["id"])
+    bass["operations"] = [{"id": "g1", "type": "gain", "params": {"start_ms": 2000, "end_ms": 6000, "level": 0.5}},
+                          {"id": "t1", "type": "trim", "params": {"start_ms": 9000, "end_ms": 11000}}]
+    r = user.api.post(f"/api/daw/{track['id']}/changes", json={"manifest": doc})
+    assert r.status_code == 200, r.text
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        log_in(page, server.url, user.email, PASSWORD)
+        page.goto(f"{server.url}/daw/{track['id']}")
+        page.locator("#daw-root[data-waveforms=drawn]").wait_for(timeout=20_000)
+        x = page.evaluate("(() => { const e = window.dawEditor; return e.xOf(9.5); })()")
+        lane = page.get_by_test_id("lane-bass").locator("canvas")
+        lane.click(position={"x": x, "y": 8})
+        page.keyboard.press("Delete")
+        left = wait_for(lambda: [op["id"] for op in stem_entry(remix_state(user, track["id"]), stems["bass"]["id"])
+                                 ["operations"]] == ["g1"], what="the trim removed")
+        assert left

@@ -22,7 +22,7 @@ const SHORTCUTS = [
   ["K", "keep only the selection (crop)"], ["I / O", "fade in / fade out over the selection"],
   ["G", "gain over the selection"], ["M / S", "mute / solo the selected lanes"],
   ["+ / −, Ctrl+wheel", "zoom in / out"], ["0", "zoom to the whole track"], ["Wheel, Shift+wheel", "scroll"],
-  ["Esc", "clear the selection"], ["Shift while dragging", "select without snapping"], ["?", "this help"],
+  ["Click an edit's label", "select that edit (Delete removes it)"], ["Esc", "clear the selection"], ["Shift while dragging", "select without snapping"], ["?", "this help"],
 ];
 
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
@@ -374,6 +374,29 @@ class Editor {
     return this.commit(`${what} ${names.join(", ")}`);
   }
 
+  editAt(index, t) {
+    const tolerance = 4 / this.pxPerSec;
+    const ops = this.entry(index).operations;
+    for (let i = ops.length - 1; i >= 0; i--) {
+      const p = ops[i].params;
+      const a = (p.start_ms ?? p.position_ms) / 1000, b = (p.end_ms ?? p.position_ms) / 1000;
+      if (t >= a - tolerance && t <= b + tolerance) return ops[i];
+    }
+    return null;
+  }
+
+  removeSelectedOp() {
+    const { lane, id } = this.selectedOp;
+    const e = this.entry(lane);
+    const op = e.operations.find((o) => o.id === id);
+    this.selectedOp = null;
+    if (!op) return;
+    e.operations = e.operations.filter((o) => o.id !== id);
+    this.sound();
+    this.drawLanes();
+    this.commit(`Remove ${op.type.replace("_", " ")} ${this.stems[lane].type}`);
+  }
+
   clearEdits() {
     const sel = this.selection;
     if (!sel) return;
@@ -697,6 +720,10 @@ class Editor {
     ctx.font = "10px system-ui";
     for (const op of entry.operations) {
       const p = op.params;
+      if (this.selectedOp && this.selectedOp.id === op.id) {
+        const a = this.xOf((p.start_ms ?? p.position_ms) / 1000), b = this.xOf((p.end_ms ?? p.position_ms) / 1000);
+        ctx.strokeStyle = "#38bdf8"; ctx.lineWidth = 2; ctx.strokeRect(a - 1, 1, Math.max(2, b - a + 2), h - 2); ctx.lineWidth = 1;
+      }
       if (op.type === "split") {
         const x = this.xOf(p.position_ms / 1000);
         ctx.setLineDash([3, 3]); ctx.strokeStyle = "#94a3b8"; ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, h); ctx.stroke(); ctx.setLineDash([]);
@@ -770,6 +797,16 @@ class Editor {
         while (bar + 1 < this.downbeats.length && this.downbeats[bar + 1] <= t0) bar++;
         this.toggleBarMute(index, bar);
         return;
+      }
+      const picked = e.offsetY < 16 ? this.editAt(index, t0) : null;
+      if (picked || this.selectedOp) {
+        this.selectedOp = picked ? { lane: index, id: picked.id } : null;
+        if (picked) {
+          this.status(`${picked.type.replace("_", " ")} selected: Delete removes it, Esc lets it go`);
+          this.drawLanes();
+          return;
+        }
+        this.drawLanes();
       }
       this.dragging = true;
       const anchor = this.snapTime(t0, e.shiftKey);
@@ -897,11 +934,15 @@ class Editor {
     if (ctrl) return;
     const actions = {
       " ": () => this.togglePlay(), Enter: () => this.stop(), l: () => this.toggleLoop(), L: () => this.toggleLoop(),
-      a: () => this.toggleAB(), A: () => this.toggleAB(), Delete: () => this.edit("trim"), Backspace: () => this.edit("trim"),
+      a: () => this.toggleAB(), A: () => this.toggleAB(),
+      Delete: () => (this.selectedOp ? this.removeSelectedOp() : this.edit("trim")),
+      Backspace: () => (this.selectedOp ? this.removeSelectedOp() : this.edit("trim")),
       k: () => this.edit("crop"), i: () => this.edit("fade_in"), o: () => this.edit("fade_out"), g: () => this.edit("gain"),
       m: () => this.toggleSelected("muted"), s: () => this.toggleSelected("solo"), "+": () => this.zoom(2), "=": () => this.zoom(2),
       "-": () => this.zoom(0.5), 0: () => this.fit(),
-      Escape: () => { this.selection = null; this.help.classList.remove("open"); this.drawLanes(); this.refreshButtons(); },
+      Escape: () => {
+        this.selection = null; this.selectedOp = null; this.help.classList.remove("open"); this.drawLanes(); this.refreshButtons();
+      },
       "?": () => this.help.classList.toggle("open"), Home: () => this.stop(),
     };
     const action = actions[key];
