@@ -5,6 +5,7 @@
 import { DawEngine, envelopeBlock } from "/daw-static/engine.js";
 
 const LEVELS = [256, 512, 1024, 2048, 4096, 8192];
+const PCM_BLOCK = 1 << 16;  // frames per PCM block fetched for deep zoom
 const SNAPS = [["0.25", "1/4 beat"], ["0.5", "1/2 beat"], ["1", "beat"], ["b1", "bar"], ["b2", "2 bars"],
   ["b4", "4 bars"], ["b8", "8 bars"]];
 const CURVES = ["linear", "equal_power", "s_curve", "exponential", "logarithmic"];
@@ -61,7 +62,8 @@ class Editor {
     this.beats = this.analysis?.beats || [];
     this.downbeats = this.analysis?.downbeats || [];
     this.sections = this.analysis?.sections || [];
-    this.peaks = new Map(); // `${stemId}:${spp}` -> {data: Int8Array, channels, length}
+    this.peaks = new Map(); // `${stemId}:${spp}` -> {data: Int16Array, channels, length, spp, display}
+    this.pcm = new Map(); // `${stemId}:${block}` -> {data: Float32Array interleaved, channels} (deep zoom)
     this.selection = null; // {start, end, lanes: Set<index>}
     this.loopRegion = null; // {start, end}
     this.arrange = false;
@@ -554,6 +556,38 @@ class Editor {
     this.draw();
   }
 
+  // Deeper than the finest peaks (256 samples a pixel) the lanes are drawn from the samples themselves:
+  // PCM blocks of the visible stretch, fetched once and kept (a few dozen at most).
+  pcmBlock(stem, block) {
+    const key = `${stem.id}:${block}`;
+    if (this.pcm.has(key)) return this.pcm.get(key);
+    this.pcm.set(key, null);
+    const start = block * PCM_BLOCK;
+    if (start >= stem.frames) return null;
+    fetch(`/api/stems/${stem.id}/pcm?start=${start}&frames=${Math.min(PCM_BLOCK, stem.frames - start)}&format=f32`,
+      { credentials: "same-origin" }).then(async (r) => {
+      if (!r.ok) { this.pcm.delete(key); return; }
+      const data = new Float32Array(await r.arrayBuffer());
+      this.pcm.set(key, { data, channels: +r.headers.get("X-Channels") || 2 });
+      while (this.pcm.size > 48) this.pcm.delete(this.pcm.keys().next().value);
+      this.drawLanes();
+    }).catch(() => this.pcm.delete(key));
+    return null;
+  }
+
+  samplesPeak(stem, f0, f1) {
+    let lo = 0, hi = 0, complete = true;
+    for (let b = Math.floor(f0 / PCM_BLOCK); b * PCM_BLOCK < f1; b++) {
+      const got = this.pcmBlock(stem, b);
+      if (!got) { complete = false; continue; }
+      const from = Math.max(f0, b * PCM_BLOCK) - b * PCM_BLOCK, to = Math.min(f1, (b + 1) * PCM_BLOCK) - b * PCM_BLOCK;
+      for (let i = from * got.channels; i < to * got.channels && i < got.data.length; i++) {
+        const v = got.data[i]; if (v < lo) lo = v; if (v > hi) hi = v;
+      }
+    }
+    return complete ? [lo * 32768, hi * 32768] : null;
+  }
+
   peaksFor(stem) {
     const exact = this.peaks.get(`${stem.id}:${this.level()}`);
     if (exact) return exact;
@@ -680,12 +714,17 @@ class Editor {
         for (let x = 0; x < w; x++) {
           const f0 = frame0 + x * perPx, f1 = f0 + perPx;
           if (f0 >= lane.stem.frames) break;
-          const i0 = Math.floor(f0 / peaks.spp), i1 = Math.max(i0 + 1, Math.ceil(f1 / peaks.spp));
           let lo = 0, hi = 0;
-          for (let i = i0; i < i1 && i < peaks.length; i++) {
-            for (let c = 0; c < peaks.channels; c++) {
-              const base = (i * peaks.channels + c) * 2;
-              lo = Math.min(lo, peaks.data[base]); hi = Math.max(hi, peaks.data[base + 1]);
+          const exact = perPx < LEVELS[0] ? this.samplesPeak(lane.stem, Math.floor(f0), Math.ceil(f1)) : null;
+          if (exact) {
+            [lo, hi] = exact;
+          } else {
+            const i0 = Math.floor(f0 / peaks.spp), i1 = Math.max(i0 + 1, Math.ceil(f1 / peaks.spp));
+            for (let i = i0; i < i1 && i < peaks.length; i++) {
+              for (let c = 0; c < peaks.channels; c++) {
+                const base = (i * peaks.channels + c) * 2;
+                lo = Math.min(lo, peaks.data[base]); hi = Math.max(hi, peaks.data[base + 1]);
+              }
             }
           }
           const g = entry.operations.length ? envelopeBlock(entry.operations, Math.round(f0 + perPx / 2), 1, this.sr)[0] : 1;
