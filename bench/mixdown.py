@@ -45,7 +45,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -281,40 +280,14 @@ def bench_peaks(path: Path) -> dict[str, Any]:
 # --- export through the real server -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str, Path]:
-    import httpx
+    """The real server (tests/conftest.py's way: ``main.py serve`` on loopback, SQLite in ``data_dir``), without
+    the embedded worker and with rate limits too high to refuse: (process, base URL, log file)."""
+    from tests.conftest import start_server as start
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMFORGE_")}
-    env.update({
-        "STEMFORGE_DATA_DIR": str(data_dir), "STEMFORGE_DATABASE_URL": "", "STEMFORGE_REDIS_URL": "",
-        "STEMFORGE_HOST": HOST, "STEMFORGE_PORT": str(port), "STEMFORGE_LOG_LEVEL": "warning",
-        "STEMFORGE_EMBEDDED_WORKER": "false",
-        **{f"STEMFORGE_RATE_LIMIT_{kind}": HUGE_LIMIT for kind in ("API", "HEAVY", "LOGIN", "MEDIA")},
-    })
-    log = data_dir / "server.log"
-    with log.open("w") as log_fh:
-        proc = subprocess.Popen([sys.executable, "main.py", "serve"], cwd=ROOT, env=env, stdout=log_fh,
-                                stderr=subprocess.STDOUT)
-    base = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()}")
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return proc, base, log
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_server(proc)
-    raise RuntimeError(f"server did not start within 60 s:\n{log.read_text()}")
+    limits = {f"rate_limit_{kind}": HUGE_LIMIT for kind in ("api", "heavy", "login", "media")}
+    server = start(data_dir, "", embedded_worker="false", redis_url="", **limits)
+    return server.proc, server.url, data_dir / "server.log"
 
 
 def stop_server(proc: subprocess.Popen) -> None:
