@@ -21,6 +21,7 @@ from typing import Any
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 def generated_set(count: int, seed: int = 11) -> list[dict[str, Any]]:
@@ -94,3 +95,31 @@ def analyze_peak_mb(path: Path) -> dict[str, Any]:
         sf.write(short, np.ascontiguousarray(data), sr)
         floor = _peak_kib(short)
     return {"analyze_peak_mb": round(_peak_kib(path) / 1024, 1), "analyze_5s_peak_mb": round(floor / 1024, 1)}
+
+
+DOWNBEAT_F_TARGET = 0.9
+PEAK_MB_TARGET = 250.0
+
+
+def main() -> int:
+    """Run alone: the structure figures and the memory of ``analyze`` on a 3-minute song, one JSON line."""
+    import json
+
+    from tests import synth
+
+    figures = downbeat_figures()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = synth.song(9, "minor", 124.0, 180.0, seed=7).write(Path(tmp) / "long.wav")
+        figures.update(analyze_peak_mb(path))
+    figures.update(downbeat_f_target=DOWNBEAT_F_TARGET, downbeat_f_ok=figures["downbeat_f"] >= DOWNBEAT_F_TARGET,
+                   analyze_peak_mb_target=PEAK_MB_TARGET,
+                   analyze_peak_mb_ok=figures["analyze_peak_mb"] < PEAK_MB_TARGET)
+    print(f"downbeat F-measure {figures['downbeat_f']} (target >= {DOWNBEAT_F_TARGET}); every n-th beat "
+          f"{figures['downbeat_f_every_nth_beat']}; analyze peak {figures['analyze_peak_mb']} MB (target < "
+          f"{PEAK_MB_TARGET:.0f}; 5 s of audio: {figures['analyze_5s_peak_mb']} MB)")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
