@@ -80,8 +80,7 @@ def naive_analysis(path: Path) -> dict[str, Any]:
     tuning = librosa.estimate_tuning(y=y, sr=SR)
     cqt = np.abs(librosa.cqt(y, sr=SR, fmin=service.CQT_FMIN, n_bins=service.CQT_OCTAVES * service.CQT_BINS_PER_OCTAVE,
                              bins_per_octave=service.CQT_BINS_PER_OCTAVE, tuning=tuning * 3))
-    out["key"] = key_mod.estimate_key(key_mod.pitch_class_profile(cqt, service.CQT_BINS_PER_OCTAVE,
-                                                                  service.CQT_FMIN)).key
+    out["key"] = key_mod.estimate_key_from_cqt(cqt, service.CQT_BINS_PER_OCTAVE, service.CQT_FMIN, service.FPS).key
 
     y = _load(path)  # energy: RMS, and the onset envelope again from another mel spectrogram
     rms = librosa.feature.rms(y=y)[0]
