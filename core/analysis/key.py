@@ -13,8 +13,8 @@ frame gives a drum hit or a near-silent frame as much say as a sustained chord, 
 compression the loudest partials (the bass, and each note's own fifth in its third harmonic)
 pull the profile towards the dominant or subdominant.
 
-``estimate_key_from_cqt`` (for the service, which has the CQT) reports the same key as
-``estimate_key`` with an honest confidence: a softmax (``TEMPERATURE``) of the 24 key scores, so a
+``estimate_key_from_cqt`` names the key whose averaged correlation is highest, with an honest
+confidence: a softmax (``TEMPERATURE``) of the 24 key scores, so a
 piece between a key and its relative or dominant reads near 0.5 instead of the 0.8-0.9 the raw
 correlation gives either way. It can also weigh the bass line and the last seconds (``BASS_WEIGHT``,
 ``ENDING_WEIGHT``); both are 0: on real music (bench/realmusic.py) they helped the development set
@@ -108,22 +108,6 @@ def _pearson(profile: np.ndarray, templates: np.ndarray) -> np.ndarray:
     t = templates - templates.mean(axis=-1, keepdims=True)
     denom = np.linalg.norm(p) * np.linalg.norm(t, axis=-1)
     return (t @ p) / np.where(denom > 0, denom, 1.0)
-
-
-def estimate_key(profile: np.ndarray, candidates: int = 3) -> KeyEstimate:
-    """The best of the 24 major/minor keys for a 12-bin pitch-class profile."""
-    mean = float(profile.mean())
-    if mean <= 0.0:
-        return KeyEstimate(None, 0.0, [])
-    scores = _pearson(profile, _TEMPLATES).mean(axis=0)  # average over the profile sets
-    order = np.argsort(scores)[::-1]
-    names = [key_name(i % 12, MODES[i // 12]) for i in order[:candidates]]
-    ranked = [(name, round(float(scores[i]), 4)) for name, i in zip(names, order[:candidates], strict=True)]
-    best = float(scores[order[0]])
-    if best < MIN_CORRELATION or float(profile.std()) / mean < MIN_CONTRAST:
-        return KeyEstimate(None, max(best, 0.0), ranked)
-    return KeyEstimate(names[0], float(np.clip(best, 0.0, 1.0)), ranked)
-
 
 
 # --- the bass and the ending: which of the related keys is the tonic ---------------------------------
