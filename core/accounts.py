@@ -102,7 +102,8 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User:
 async def change_password(
     session: AsyncSession, user: User, current: str, new: str, *, min_length: int
 ) -> None:
-    if not security.verify_password(user.password_hash, current):
+    # A user who signed up with Spotify has no password yet: the first one needs no current password.
+    if user.password_hash is not None and not security.verify_password(user.password_hash, current):
         raise InvalidInput("Current password is wrong", details={"current_password": "wrong password"})
     check_password_rules(new, user.email, min_length)
     user.password_hash = security.hash_password(new)

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     # rate limits (Retry-After) and 5xx retries before it reports the error instead.
     spotify_timeout_s: float = 10.0
     spotify_max_retry_wait_s: float = 30.0
+    # Sign-in with Spotify (Authorization Code with PKCE). The redirect URL registered in the Spotify app's
+    # dashboard; empty = <public URL>/auth/spotify/callback. An authorization request expires after
+    # `spotify_oauth_state_ttl_s` seconds (the person has that long to click "Agree").
+    spotify_redirect_url: str = ""
+    spotify_oauth_state_ttl_s: int = 600
+    # Share links of the mobile app (https://spotify.link/...): the hosts whose redirects are followed (at most
+    # `spotify_share_link_max_redirects`, each within `spotify_share_link_timeout_s`) to the open.spotify.com link.
+    spotify_share_link_hosts: list[str] = Field(default_factory=lambda: ["spotify.link", "spotify.app.link"])
+    spotify_share_link_max_redirects: int = 5
+    spotify_share_link_timeout_s: float = 5.0
 
     # Where a Spotify track's audio is looked for: "ytdlp" (yt-dlp's own search, `ytdlp_search` picks the
     # site: ytsearch = YouTube, scsearch = SoundCloud) or "invidious" (the search API of an Invidious
@@ -133,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def spotify_callback_url(self) -> str:
+        """Where Spotify sends the browser back after sign-in; must be registered in the Spotify app."""
+        return self.spotify_redirect_url or self.public_url + "/auth/spotify/callback"
 
     @cached_property
     def session_secret(self) -> str:

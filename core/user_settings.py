@@ -10,6 +10,7 @@ from core import accounts
 from core.errors import InvalidInput
 from core.security import SecretBox, mask_secret
 from core.settings import Settings
+from core.spotify import sign_in
 from data.models import User, UserSettings, utcnow
 
 
@@ -24,6 +25,7 @@ async def _row(session: AsyncSession, user: User) -> UserSettings:
 async def view(session: AsyncSession, user: User, settings: Settings) -> dict[str, Any]:
     """What the settings page and API show; stored keys only ever masked."""
     row = await _row(session, user)
+    spotify_account = await sign_in.account_of(session, user.id)
     key = SecretBox(settings.fernet_key).decrypt(row.lalalai_key_encrypted) if row.lalalai_key_encrypted else None
     return {
         "email": user.email,
@@ -32,6 +34,8 @@ async def view(session: AsyncSession, user: User, settings: Settings) -> dict[st
         "default_model": row.default_model,
         "default_quality": row.default_quality,
         "spotify_configured": bool(settings.spotify_client_id and settings.spotify_client_secret),
+        "spotify_account": spotify_account.display_name if spotify_account else None,
+        "has_password": user.password_hash is not None,
         "lalalai_key": mask_secret(key) if key else None,
     }
 
@@ -40,10 +44,10 @@ async def update(session: AsyncSession, user: User, changes: dict[str, Any], set
     new_password = changes.pop("new_password", None)
     current_password = changes.pop("current_password", None)
     if new_password:
-        if not current_password:
+        if not current_password and user.password_hash is not None:
             raise InvalidInput("Enter your current password to set a new one",
                                details={"current_password": "required to change the password"})
-        await accounts.change_password(session, user, current_password, new_password,
+        await accounts.change_password(session, user, current_password or "", new_password,
                                        min_length=settings.password_min_length)
     row = await _row(session, user)
     if changes.get("display_name") is not None:

@@ -96,6 +96,30 @@ class SpotifyAccount(SQLModel, table=True):
     access_token_encrypted: str = ""
     refresh_token_encrypted: str = ""
     expires_at: datetime | None = _opt_ts()
+    # The scopes Spotify granted, space separated (as its token endpoint reports them).
+    scope: str = Field(default="", max_length=500)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class OAuthState(SQLModel, table=True):
+    """A pending "Sign in with Spotify": one row per redirect to Spotify, deleted when its callback uses it.
+
+    ``state_hash`` is the SHA-256 of the ``state`` sent to Spotify (the state itself is never stored), and
+    ``browser_hash`` the SHA-256 of the starting browser's session CSRF token, so the callback is accepted
+    only once, only before ``expires_at`` and only in the browser that started it (RFC 6749 section 10.12).
+    ``user_id`` is set when a signed-in user links an account (intent ``link``), None for sign-in.
+    """
+
+    __tablename__ = "oauth_state"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    browser_hash: str = Field(max_length=64)
+    intent: str = Field(max_length=20)  # sign_in | link
+    user_id: uuid.UUID | None = _fk("user.id", nullable=True)
+    code_verifier_encrypted: str = ""
+    next_path: str = Field(default="/", max_length=500)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
     created_at: datetime = _ts()
 
 

@@ -6,6 +6,8 @@ the server sets the HttpOnly session cookie on the response itself.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
@@ -29,6 +31,21 @@ def _form(action: str, csrf: str, button: str, *, email: str, next_url: str = ""
         ui.button(button).props("type=submit color=primary unelevated").classes("w-full").mark("submit")
 
 
+def _spotify_button(next_url: str = "") -> None:
+    """"Sign in with Spotify", only when this server has Spotify credentials."""
+    settings = get_settings()
+    if not (settings.spotify_client_id and settings.spotify_client_secret):
+        return
+    with ui.row().classes("w-full items-center gap-2 text-gray-500 text-sm"):
+        ui.separator().classes("grow w-auto")
+        ui.label("or")
+        ui.separator().classes("grow w-auto")
+    href = "/auth/spotify" + (f"?next={quote(next_url)}" if next_url and next_url != "/" else "")
+    ui.button("Sign in with Spotify", icon="music_note").props(
+        f'href="{href}" unelevated no-caps text-color=white'
+    ).classes("w-full").style("background:#1DB954").mark("spotify-sign-in")
+
+
 def _error(message: str | None) -> None:
     if message:
         ui.label(message).classes("text-red-700 bg-red-50 rounded px-3 py-2 w-full").mark("error")
@@ -42,6 +59,7 @@ async def log_in_page(request: Request, error: str | None = None, email: str = "
         ui.label("Log in to StemForge").classes("text-2xl font-semibold")
         _error(error)
         _form("/users/log-in", csrf_token(request), "Log in", email=email, next_url=next, new_password=False)
+        _spotify_button(next)
         with ui.row().classes("gap-1 text-sm"):
             ui.label("No account yet?")
             ui.link("Create one", "/users/register")
@@ -59,6 +77,7 @@ async def register_page(request: Request, error: str | None = None, email: str =
         ui.label(f"Passwords need at least {settings.password_min_length} characters.").classes(
             "text-sm text-gray-600"
         )
+        _spotify_button()
         with ui.row().classes("gap-1 text-sm"):
             ui.label("Already registered?")
             ui.link("Log in", "/users/log-in")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -11,6 +12,7 @@ from nicegui import ui
 from core import accounts, user_settings
 from core.errors import StemForgeError
 from core.settings import get_settings
+from core.spotify import sign_in
 from data.db import session_scope
 from data.models import User
 from ui.session import csrf_token, page_user
@@ -87,7 +89,7 @@ async def _tokens_section(user: User) -> None:
 
 
 @ui.page("/users/settings")
-async def settings_page(request: Request):
+async def settings_page(request: Request, notice: str = "", error: str = ""):
     user = await page_user(request)
     if user is None:
         return RedirectResponse("/users/log-in?next=/users/settings", status_code=303)
@@ -133,27 +135,12 @@ async def settings_page(request: Request):
                 ),
             ).props("color=primary unelevated").mark("save-profile")
 
-        with ui.card().classes("w-full gap-3"):
-            ui.label("Password").classes("text-lg font-semibold")
-            cur = ui.input("Current password", password=True).props("outlined dense autocomplete=current-password")
-            new = ui.input("New password", password=True).props("outlined dense autocomplete=new-password")
-
-            async def change() -> None:
-                if await _save(user, {"current_password": cur.value, "new_password": new.value}) is not None:
-                    # The password change signed out every browser, this one too: sign in again.
-                    ui.navigate.to("/users/log-in?next=/users/settings")
-
-            ui.button("Change password", on_click=change).props("outline")
-
-        with ui.card().classes("w-full gap-3"):
-            ui.label("Spotify").classes("text-lg font-semibold")
-            if current["spotify_configured"]:
-                ui.label("Spotify API credentials are configured on this server.").classes("text-green-800")
-            else:
-                ui.label(
-                    "Spotify API credentials are not configured: set STEMFORGE_SPOTIFY_CLIENT_ID and "
-                    "STEMFORGE_SPOTIFY_CLIENT_SECRET (see the README)."
-                ).classes("text-amber-800")
+        if notice:
+            ui.label(notice).classes("text-green-900 bg-green-50 rounded px-3 py-2 w-full").mark("notice")
+        if error:
+            ui.label(error).classes("text-red-700 bg-red-50 rounded px-3 py-2 w-full").mark("error")
+        _password_card(user, has_password=current["has_password"])
+        await _spotify_card(user, current)
 
         await _tokens_section(user)
 
@@ -191,3 +178,63 @@ async def _lalalai_section(user: User, masked: str | None) -> None:
         with ui.row():
             ui.button("Save key", on_click=save_entered).props("color=primary unelevated").mark("save-lalalai-key")
             ui.button("Remove key", on_click=lambda: save("")).props("flat color=negative").mark("remove-lalalai-key")
+
+
+def _password_card(user: User, *, has_password: bool) -> None:
+    with ui.card().classes("w-full gap-3").mark("password-card"):
+        ui.label("Password").classes("text-lg font-semibold")
+        if not has_password:
+            ui.label("This account was made with Spotify and has no password yet. Set one to log in with your "
+                     f"e-mail ({user.email}) as well.").classes("text-sm text-gray-600")
+        cur = None
+        if has_password:
+            cur = ui.input("Current password", password=True).props("outlined dense autocomplete=current-password")
+        new = ui.input("New password", password=True).props("outlined dense autocomplete=new-password").mark(
+            "new-password")
+
+        async def change() -> None:
+            changes = {"new_password": new.value}
+            if cur is not None:
+                changes["current_password"] = cur.value
+            if await _save(user, changes) is not None:
+                # The password change signed out every browser, this one too: sign in again.
+                ui.navigate.to("/users/log-in?next=/users/settings")
+
+        ui.button("Change password" if has_password else "Set password", on_click=change).props("outline").mark(
+            "change-password")
+
+
+async def _spotify_card(user: User, current: dict) -> None:
+    """Link (through Spotify's consent page) or unlink the account; unlinking deletes the stored tokens."""
+    with ui.card().classes("w-full gap-3").mark("spotify-card"):
+        ui.label("Spotify").classes("text-lg font-semibold")
+        if not current["spotify_configured"]:
+            ui.label(
+                "Spotify is not set up on this server: set STEMFORGE_SPOTIFY_CLIENT_ID and "
+                "STEMFORGE_SPOTIFY_CLIENT_SECRET (see the README, section Spotify)."
+            ).classes("text-amber-800")
+            return
+        linked = current["spotify_account"]
+        if linked is None:
+            ui.label("Link your Spotify account to sign in with it and to import your playlists and Liked Songs "
+                     "from the library page.").classes("text-sm text-gray-600")
+            ui.button("Link Spotify", icon="link").props('color=positive unelevated href="/auth/spotify"').mark(
+                "link-spotify")
+            return
+        ui.label(f"Linked to the Spotify account {linked}.").classes("text-green-800").mark("spotify-linked")
+        ui.label("StemForge reads your profile, playlists and Liked Songs; it never changes them. Unlinking "
+                 "deletes the stored access; to revoke it at Spotify too, remove StemForge under "
+                 "spotify.com > Account > Apps.").classes("text-sm text-gray-600")
+
+        async def unlink() -> None:
+            try:
+                async with session_scope() as db:
+                    fresh = await db.get(User, user.id)
+                    assert fresh is not None
+                    await sign_in.unlink(db, fresh)
+            except StemForgeError as exc:
+                ui.notify(exc.message, type="negative")
+                return
+            ui.navigate.to("/users/settings?notice=" + quote("Spotify unlinked."))
+
+        ui.button("Unlink Spotify", on_click=unlink).props("flat color=negative").mark("unlink-spotify")

@@ -29,6 +29,8 @@ from core.api.routes import (
     lalalai,
     processing,
     spotify,
+    spotify_auth,
+    spotify_library,
     tracks,
     users,
 )
@@ -134,7 +136,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Tracks first: routes are matched in order and GET /api/tracks/{id} is the most frequent request.
     routers = (tracks.router, health.router, users.router, spotify.router, files.router, jobs.router,
                download.router, job_socket.router, analysis.router, analysis.export_router, processing.router,
-               lalalai.router, export.router, daw.router, _api_not_found_router())
+               lalalai.router, export.router, daw.router, spotify_library.router, spotify_auth.router,
+               _api_not_found_router())
     for router in routers:
         _add_routes(app, router)
 

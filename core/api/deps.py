@@ -66,6 +66,20 @@ def write_session(request: Request, response: Response, data: security.SessionDa
     request.scope.setdefault("state", {})["session"] = data
 
 
+def safe_next(value: str | None) -> str:
+    """``value`` when it is a path on this site, else ``/``: an open redirect after login is a phishing tool."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def sign_in_browser(request: Request, response: Response, user: User) -> Response:
+    """Sign this browser in as ``user`` on ``response`` (a fresh CSRF token: one planted before is worthless)."""
+    data = security.SessionData(csrf=security.new_csrf_token(), user_id=str(user.id), epoch=user.session_epoch)
+    write_session(request, response, data)
+    return response
+
+
 async def check_csrf(request: Request) -> None:
     """Refuse a state-changing, cookie-authenticated request without the session's CSRF token."""
     if request.method in SAFE_METHODS:

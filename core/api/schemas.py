@@ -114,6 +114,9 @@ class SettingsOut(BaseModel):
     default_model: str
     default_quality: str
     spotify_configured: bool
+    spotify_account: str | None = Field(default=None, description="Display name of the linked Spotify account")
+    has_password: bool = Field(default=True, description="False for an account made with Spotify that has no "
+                                                         "password yet (setting one needs no current_password)")
     lalalai_key: str | None = Field(default=None, description="Masked; the full key is never returned")
 
 

@@ -24,6 +24,8 @@ from core.api.deps import (
     browser_session,
     check_csrf,
     login_limit,
+    safe_next,
+    sign_in_browser,
     write_session,
 )
 from core.api.ids import id_or_404
@@ -91,20 +93,6 @@ def _back(path: str, **params: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
-def _safe_next(value: str | None) -> str:
-    # Only same-site paths: an open redirect after login is a phishing tool.
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
-
-def _signed_in(request: Request, response: Response, user: User) -> Response:
-    # A fresh CSRF token at every sign-in: a token planted before login is worthless after it.
-    data = security.SessionData(csrf=security.new_csrf_token(), user_id=str(user.id), epoch=user.session_epoch)
-    write_session(request, response, data)
-    return response
-
-
 def _session_json(request: Request, user: User, status_code: int = 200) -> Response:
     data = security.SessionData(csrf=security.new_csrf_token(), user_id=str(user.id), epoch=user.session_epoch)
     out = SessionOut(user=UserOut.model_validate(user), csrf_token=data.csrf)
@@ -133,7 +121,7 @@ async def register(request: Request, session: SessionDep, settings: SettingsDep)
         message = exc.message if isinstance(exc, StemForgeError) else "Please fill in e-mail and password"
         return _back("/users/register", error=message, email=str((await request.form()).get("email", "")))
     if form:
-        return _signed_in(request, RedirectResponse("/", status_code=303), user)
+        return sign_in_browser(request, RedirectResponse("/", status_code=303), user)
     return _session_json(request, user, status_code=201)
 
 
@@ -159,8 +147,8 @@ async def log_in(request: Request, session: SessionDep) -> Response:
             "/users/log-in", error=message, email=str(values.get("email", "")), next=str(values.get("next", ""))
         )
     if form:
-        target = _safe_next(str((await request.form()).get("next", "")))
-        return _signed_in(request, RedirectResponse(target, status_code=303), user)
+        target = safe_next(str((await request.form()).get("next", "")))
+        return sign_in_browser(request, RedirectResponse(target, status_code=303), user)
     return _session_json(request, user)
 
 
@@ -189,7 +177,7 @@ async def update_settings(request: Request, user: BrowserUser, session: SessionD
     out = SettingsOut(**await user_settings.update(session, user, body.model_dump(exclude_unset=True), settings))
     response = JSONResponse({"data": out.model_dump(mode="json")})
     if user.session_epoch != epoch:  # password changed: keep this browser signed in
-        _signed_in(request, response, user)
+        sign_in_browser(request, response, user)
     return response
 
 
