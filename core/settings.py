@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     spotify_redirect_url: str = ""
     spotify_oauth_state_ttl_s: int = 600
     # Share links of the mobile app (https://spotify.link/...): the hosts whose redirects are followed (at most
-    # `spotify_share_link_max_redirects`, each within `spotify_share_link_timeout_s`) to the open.spotify.com link.
+    # `spotify_share_link_max_redirects`, all within `spotify_share_link_timeout_s`) to the open.spotify.com link.
     spotify_share_link_hosts: list[str] = Field(default_factory=lambda: ["spotify.link", "spotify.app.link"])
     spotify_share_link_max_redirects: int = 5
     spotify_share_link_timeout_s: float = 5.0

@@ -12,12 +12,15 @@ from nicegui import events, ui
 from core import spotify, tracks, user_settings
 from core.errors import StemForgeError
 from core.settings import get_settings
+from core.spotify.metadata import describe_skipped
+from core.spotify.share_links import resolve_share_link
 from data.db import session_scope
 from data.files import FileStore
 from data.models import User
 from ui import context
 from ui.jobs_view import jobs_view
 from ui.session import csrf_token, page_user
+from ui.spotify_panel import spotify_panel
 from ui.theme import frame
 from workers import submit
 
@@ -57,21 +60,40 @@ QUALITIES = {"high": "MP3 320 kbps", "medium": "MP3 192 kbps", "low": "MP3 128 k
 
 
 async def _import_link(user: User, url: str, quality: str) -> str | None:
-    """Start a download (track links) or add an album/playlist's tracks; returns what happened, for a notice."""
+    """Start a download (track links) or add an album/playlist's tracks; returns what happened, for a notice.
+
+    A share link of the Spotify app is resolved first; an album or playlist's notice says what was skipped,
+    e.g. "Downloading 12 tracks of the playlist; skipped 2: 1 podcast episode, 1 local file". Raises the
+    ``StemForgeError`` of a bad link (the caller shows its message).
+    """
     settings = get_settings()
     url = (url or "").strip()
     if not url:
         return None
+    url = await resolve_share_link(url, settings)
+    collection = submit.is_spotify_link(url, settings.spotify_share_link_hosts) and (
+        spotify.parse_spotify_url(url).kind != "track")
     async with session_scope() as db:
-        if submit.is_spotify_link(url) and spotify.parse_spotify_url(url).kind != "track":
+        if collection:
             imported = await spotify.import_url(db, user.id, url, spotify.get_catalog(settings))
-            for track in imported.tracks:
-                await submit.submit_download(
-                    db, context.events(), user.id, settings, url=track.spotify_url or "", quality=quality
-                )
-            return f"Downloading {len(imported.tracks)} tracks of the {imported.kind}"
+            # The metadata was fetched just now: the downloads need not ask Spotify again.
+            created = await submit.submit_library_downloads(db, context.events(), user.id, imported.tracks,
+                                                            quality=quality)
+            return _import_notice(imported, len(created))
         await submit.submit_download(db, context.events(), user.id, settings, url=url, quality=quality)
     return "Download queued"
+
+
+def _import_notice(imported: spotify.Imported, queued: int) -> str:
+    """``Downloading 12 tracks of the playlist; skipped 2: 1 podcast episode, 1 local file`` (``queued``: the
+    downloads started; tracks with audio, or a download under way, are not downloaded again)."""
+    count = len(imported.tracks)
+    notice = (f"Downloading {queued} track{'s' if queued != 1 else ''} of the {imported.kind}" if count
+              else f"No tracks to download in the {imported.kind}")
+    if count > queued:
+        notice += f" ({count - queued} already in the library)"
+    skipped = describe_skipped(imported.skipped)
+    return f"{notice}; {skipped}" if skipped else notice
 
 
 @ui.page("/")
@@ -162,6 +184,7 @@ async def library_page(request: Request):
                 .classes("w-44")
             )
             ui.button("Import", on_click=on_import).props("color=primary unelevated").mark("import")
+        await spotify_panel(user, quality.value, QUALITIES, lambda: track_table.refresh())
         ui.upload(
             label="Drop audio files here (WAV, FLAC, MP3, OGG, M4A)",
             multiple=True,

@@ -14,6 +14,7 @@ from core.errors import StemForgeError
 from core.security import SecretBox
 from core.settings import get_settings
 from core.spotify import sign_in
+from core.spotify.metadata import describe_skipped
 from core.spotify.user_api import Entries, Listing, PlaylistSummary, SpotifyUserApi
 from data.db import session_scope
 from data.models import User
@@ -21,17 +22,6 @@ from ui import context
 from workers import submit
 
 PAGE_SIZE = 12
-SKIP_WORDS = {"removed": ("removed track", "removed tracks"), "local": ("local file", "local files"),
-              "episode": ("podcast episode", "podcast episodes"),
-              "unavailable": ("track unavailable in your country", "tracks unavailable in your country")}
-
-
-def skipped_words(skipped: dict[str, int]) -> str:
-    """``{"episode": 1, "local": 2}`` as "1 podcast episode, 2 local files" ("" when nothing was skipped)."""
-    parts = [f"{n} {SKIP_WORDS[k][n != 1]}" for k, n in skipped.items() if n and k in SKIP_WORDS]
-    return ", ".join(parts)
-
-
 def _duration(seconds: int | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds is not None else "–"
 
@@ -149,9 +139,9 @@ async def _import_dialog(user: User, name: str, load: Callable[[SpotifyUserApi],
     spinner.delete()
     rows = [{"id": t.spotify_id, "title": t.title, "artist": t.artist, "album": t.album,
              "length": _duration(t.duration)} for t in entries.tracks]
-    skipped = skipped_words(entries.skipped)
+    skipped = describe_skipped(entries.skipped)
     with card:
-        ui.label(f"{len(rows)} tracks" + (f" · can't import {skipped}" if skipped else "")).classes(
+        ui.label(f"{len(rows)} tracks" + (f" · {skipped} (not importable)" if skipped else "")).classes(
             "text-sm text-gray-600").props("data-testid=spotify-import-summary")
         columns = [{"name": k, "label": k.title(), "field": k, "align": "left"}
                    for k in ("title", "artist", "album", "length")]
@@ -187,7 +177,7 @@ async def _import_dialog(user: User, name: str, load: Callable[[SpotifyUserApi],
             already = len(tracks) - len(created)
             ui.notify(f"Importing {len(tracks)} tracks of {name}: {len(created)} downloads queued"
                       + (f", {already} already in the library" if already else "")
-                      + (f"; skipped {skipped}" if skipped else ""), type="positive", multi_line=True)
+                      + (f"; {skipped}" if skipped else ""), type="positive", multi_line=True)
             on_imported()
 
         button.on_click(do_import)

@@ -7,9 +7,10 @@ and an API call start exactly the same job with exactly the same checks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlparse
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import jobs, lalalai_account, processing, spotify, tracks
@@ -20,6 +21,8 @@ from core.errors import InvalidInput
 from core.events import EventLog
 from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL
 from core.settings import Settings
+from core.spotify.share_links import resolve_share_link
+from core.spotify.urls import is_share_link
 from data.models import Job, Track
 from workers.tasks import enqueue_async
 
@@ -68,9 +71,16 @@ async def submit_processing(
     return job
 
 
-def is_spotify_link(url: str) -> bool:
-    host = (urlparse(url if "://" in url else "https://" + url).hostname or "").lower()
-    return url.lower().startswith("spotify:") or host == "spotify.com" or host.endswith(".spotify.com")
+def is_spotify_link(url: str, share_link_hosts: Iterable[str] = ()) -> bool:
+    """Whether a pasted link is Spotify's: a ``spotify:`` URI, a link on ``spotify.com`` or a subdomain, or a
+    share link on one of ``share_link_hosts`` (``settings.spotify_share_link_hosts``, e.g. ``spotify.link``)."""
+    url = url.strip()
+    try:
+        host = (urlparse(url if "://" in url else "https://" + url).hostname or "").lower()
+    except ValueError:
+        host = ""
+    return (url.lower().startswith("spotify:") or host == "spotify.com" or host.endswith(".spotify.com")
+            or is_share_link(url, share_link_hosts))
 
 
 def _check_url(url: str, field: str = "url") -> str:
@@ -81,9 +91,9 @@ def _check_url(url: str, field: str = "url") -> str:
     return url
 
 
-def _check_source(url: str) -> str:
+def _check_source(url: str, settings: Settings) -> str:
     url = _check_url(url, "source_url")
-    if is_spotify_link(url):
+    if is_spotify_link(url, settings.spotify_share_link_hosts):
         raise InvalidInput(
             "source_url must be a link to the audio (a video page or an audio file), not Spotify",
             details={"source_url": "Spotify has no downloadable audio"},
@@ -103,9 +113,14 @@ async def submit_download(
 ) -> Job:
     """Download a link's audio. A Spotify track link creates (or refreshes) the track from Spotify and the
     job searches for its audio unless ``source_url`` names it; any other http(s) link becomes a new track.
-    Spotify albums and playlists are refused with a pointer to fetching them: one job per request."""
-    url = url.strip()
-    if not is_spotify_link(url):
+    Spotify albums and playlists are refused with a pointer to fetching them: one job per request.
+
+    A share link of the Spotify app (``settings.spotify_share_link_hosts``) is resolved first
+    (``resolve_share_link``: ``InvalidSpotifyUrl`` 400 for a dead or foreign link, ``SpotifyError`` 502/504
+    when the share-link host fails or is slow); other Spotify links that are no track, album or playlist
+    (episodes, artists, ...) are ``InvalidSpotifyUrl`` naming what they are."""
+    url = await resolve_share_link(url.strip(), settings)
+    if not is_spotify_link(url, settings.spotify_share_link_hosts):
         url = _check_url(url)
         if source_url:
             raise InvalidInput(
@@ -124,7 +139,7 @@ async def submit_download(
                 "them one by one with their track links",
                 details={"url": f"a Spotify {ref.kind}, not a track"},
             )
-        source = _check_source(source_url) if source_url else None
+        source = _check_source(source_url, settings) if source_url else None
         track, fetched = await spotify.track_for_download(session, user_id, ref, spotify.get_catalog(settings))
         params = {
             "url": ref.url,
@@ -136,3 +151,40 @@ async def submit_download(
     job = await jobs.create_job(session, events, user_id, "download", track.id, params)
     await enqueue_async("download", job.id)
     return job
+
+
+async def submit_library_downloads(session: AsyncSession, events: EventLog, user_id: uuid.UUID,
+                                   tracks_: Sequence[Track], *, quality: str = DEFAULT_QUALITY) -> list[Job]:
+    """Download the audio of Spotify tracks already stored in the library (their metadata is fresh, so the
+    jobs do not ask Spotify again). Tracks that have audio, or a download queued or running, are left as
+    they are: importing a playlist twice downloads nothing twice. Returns the new jobs, in track order."""
+    ids = [t.id for t in tracks_ if t.audio_path is None and t.spotify_id]
+    busy: set[uuid.UUID] = set()
+    for start in range(0, len(ids), 500):
+        rows = await session.exec(select(Job.track_id).where(
+            col(Job.user_id) == user_id, col(Job.kind) == "download", col(Job.track_id).in_(ids[start:start + 500]),
+            col(Job.status).in_((jobs.QUEUED, *jobs.RUNNING))))
+        busy.update(t for t in rows.all() if t is not None)
+    created: list[Job] = []
+    for track in tracks_:
+        if track.audio_path is not None or not track.spotify_id or track.id in busy:
+            continue
+        busy.add(track.id)
+        params = {"url": track.spotify_url or f"https://open.spotify.com/track/{track.spotify_id}",
+                  "spotify_id": track.spotify_id, "quality": quality, "source_url": None, "fetch_metadata": False}
+        created.append(await jobs.create_job(session, events, user_id, "download", track.id, params))
+    for job in created:
+        await enqueue_async("download", job.id)
+    return created
+
+
+async def submit_spotify_import(session: AsyncSession, events: EventLog, user_id: uuid.UUID,
+                                found: Sequence[spotify.SpotifyTrack], *, only: Sequence[str] | None = None,
+                                quality: str = DEFAULT_QUALITY, download: bool = True) -> tuple[list[Track], list[Job]]:
+    """Store Spotify tracks (``only`` those Spotify ids, when given) in the library and queue their downloads:
+    ``(tracks in the given order, new download jobs)``. What the "Your Spotify" panel and
+    ``POST /api/spotify/import`` both do."""
+    chosen = list(found) if only is None else [t for t in found if t.spotify_id in set(only)]
+    rows = await spotify.save_tracks(session, user_id, chosen)
+    created = await submit_library_downloads(session, events, user_id, rows, quality=quality) if download else []
+    return rows, created

@@ -31,8 +31,11 @@ from core.spotify.errors import SpotifyError, SpotifyNotConfigured
 from core.spotify.metadata import (
     SpotifyCollection,
     SpotifyTrack,
+    entry_skip_reason,
+    no_skips,
     playlist_entry_track,
     playlist_page,
+    skip_reason,
     track_from_api,
 )
 from core.spotify.urls import SpotifyRef
@@ -107,7 +110,8 @@ class SpotifyCatalog:
     # --- the calls -------------------------------------------------------------------------
 
     def fetch(self, ref: SpotifyRef) -> SpotifyCollection:
-        """Everything a link points at, every page of it."""
+        """Everything a link points at, every page of it; ``skipped`` counts what an album or playlist lists
+        but cannot be imported (see ``core.spotify.metadata.skip_reason``)."""
         if ref.kind == "track":
             track = self.track(ref.id)
             return SpotifyCollection("track", ref.id, track.title, [track])
@@ -117,7 +121,8 @@ class SpotifyCatalog:
 
     def track(self, track_id: str) -> SpotifyTrack:
         obj = self._call(f"track {track_id}", self._sp.track, track_id)
-        track = track_from_api(obj or {})
+        # A track asked for by its own link is kept even when Spotify marks it unavailable somewhere.
+        track = track_from_api(obj or {}, allow_unavailable=True)
         if track is None:
             raise SpotifyError(f"Spotify returned no usable track for {track_id}")
         return track
@@ -125,8 +130,16 @@ class SpotifyCatalog:
     def album(self, album_id: str) -> SpotifyCollection:
         what = f"album {album_id}"
         album = self._call(what, self._sp.album, album_id) or {}
-        tracks = [t for obj in self._pages(what, album.get("tracks")) if (t := track_from_api(obj, album))]
-        return SpotifyCollection("album", album_id, str(album.get("name") or ""), tracks)
+        tracks: list[SpotifyTrack] = []
+        skipped = no_skips()
+        for obj in self._pages(what, album.get("tracks")):
+            reason = skip_reason(obj)
+            track = track_from_api(obj, album) if reason is None else None
+            if track is None:
+                skipped[reason or "removed"] += 1
+            else:
+                tracks.append(track)
+        return SpotifyCollection("album", album_id, str(album.get("name") or ""), tracks, skipped)
 
     def playlist(self, playlist_id: str) -> SpotifyCollection:
         what = f"playlist {playlist_id}"
@@ -137,24 +150,27 @@ class SpotifyCatalog:
                 f"Spotify lists no tracks for {what}; it may be private, or (for Spotify apps in development "
                 "mode) owned by someone else", status=404)
         tracks: list[SpotifyTrack] = []
+        skipped = no_skips()
         for entry in self._pages(what, first):
-            inner = playlist_entry_track(entry)
-            track = track_from_api(inner) if inner else None
-            if track is not None:
+            reason = entry_skip_reason(entry)
+            track = track_from_api(playlist_entry_track(entry)) if reason is None else None
+            if track is None:
+                skipped[reason or "removed"] += 1
+            else:
                 tracks.append(track)
-        return SpotifyCollection("playlist", playlist_id, str(playlist.get("name") or ""), tracks)
+        return SpotifyCollection("playlist", playlist_id, str(playlist.get("name") or ""), tracks, skipped)
 
     # --- paging and errors -------------------------------------------------------------------
 
-    def _pages(self, what: str, page: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
-        """Every item of a paging object, following ``next`` links to the end."""
+    def _pages(self, what: str, page: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any] | None]:
+        """Every item of a paging object, following ``next`` links to the end; null items come as None
+        (a removed entry, for the caller to count)."""
         seen_next: set[str] = set()
         count = 0
         while page:
             for item in page.get("items") or ():
-                if item:
-                    count += 1
-                    yield item
+                count += 1
+                yield item if isinstance(item, Mapping) and item else None
             nxt = page.get("next")
             if not nxt or nxt in seen_next or count >= MAX_ITEMS:
                 return

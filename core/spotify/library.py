@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.spotify.client import SpotifyCatalog
 from core.spotify.errors import SpotifyError
-from core.spotify.metadata import SpotifyTrack
+from core.spotify.metadata import SpotifyTrack, no_skips
 from core.spotify.urls import SpotifyRef, parse_spotify_url
 from data.models import Track, utcnow
 
@@ -36,6 +36,9 @@ class Imported:
     kind: str  # track | album | playlist
     name: str
     tracks: list[Track]
+    # What the album or playlist listed but was not imported, by reason (all four keys, zeros included):
+    # {"removed": n, "local": n, "episode": n, "unavailable": n}; see core.spotify.metadata.skip_reason.
+    skipped: dict[str, int] = field(default_factory=no_skips)
 
 
 def _apply(row: Track, meta: SpotifyTrack) -> None:
@@ -86,11 +89,15 @@ async def save_tracks(session: AsyncSession, user_id: uuid.UUID, tracks: list[Sp
 
 
 async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalog: SpotifyCatalog) -> Imported:
-    """Fetch what a Spotify link points at (all pages) and store its tracks in the user's library."""
+    """Fetch what a Spotify link points at (all pages) and store its tracks in the user's library.
+
+    ``url`` is a link or URI ``parse_spotify_url`` takes (resolve share links first:
+    ``core.spotify.share_links.resolve_share_link``); ``InvalidSpotifyUrl`` otherwise.
+    """
     ref = parse_spotify_url(url)
     collection = await asyncio.to_thread(catalog.fetch, ref)
     rows = await save_tracks(session, user_id, collection.tracks)
-    return Imported(collection.kind, collection.name, rows)
+    return Imported(collection.kind, collection.name, rows, dict(collection.skipped))
 
 
 async def _bare_row(session: AsyncSession, user_id: uuid.UUID, ref: SpotifyRef) -> Track:

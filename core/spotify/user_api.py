@@ -28,7 +28,15 @@ from core.settings import Settings
 from core.spotify import sign_in
 from core.spotify.client import MAX_ITEMS
 from core.spotify.errors import SpotifyError, SpotifyNotConfigured
-from core.spotify.metadata import SpotifyTrack, pick_image, playlist_entry_track, track_from_api
+from core.spotify.metadata import (
+    SpotifyTrack,
+    entry_skip_reason,
+    no_skips,
+    pick_image,
+    playlist_entry_track,
+    skip_reason,
+    track_from_api,
+)
 from data.models import SpotifyAccount
 
 log = logging.getLogger("stemforge.spotify")
@@ -87,29 +95,7 @@ class Entries:
 
     name: str
     tracks: list[SpotifyTrack] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
-
-
-SKIP_REASONS = ("removed", "local", "episode", "unavailable")
-
-
-def skip_reason(item: Mapping[str, Any] | None) -> str | None:
-    """Why a track object (from a playlist entry or a saved track) cannot be imported, or None when it can.
-
-    Shapes: Spotify's track objects; ``is_playable`` and ``restrictions`` appear when the request names a
-    market (``market=from_token`` here). A null item or one without id is a track Spotify removed.
-    """
-    if not item:
-        return "removed"
-    if item.get("is_local"):
-        return "local"
-    if item.get("type", "track") == "episode":
-        return "episode"
-    if not item.get("id"):
-        return "removed"
-    if item.get("is_playable") is False or (item.get("restrictions") or {}).get("reason") == "market":
-        return "unavailable"
-    return None
+    skipped: dict[str, int] = field(default_factory=no_skips)
 
 
 def playlist_summary(obj: Mapping[str, Any]) -> PlaylistSummary | None:
@@ -192,39 +178,35 @@ class SpotifyUserApi:
 
     async def all_liked(self) -> Entries:
         entries = Entries("Liked Songs")
-        async for obj in self._every("me/tracks", LIST_LIMIT, "track"):
-            self._collect(entries, obj)
+        async for saved in self._every("me/tracks", LIST_LIMIT):
+            obj = (saved or {}).get("track")
+            self._collect(entries, obj, skip_reason(obj))
         return entries
 
     async def playlist(self, playlist_id: str) -> Entries:
         """Every entry of a playlist the user can see (their private ones too)."""
         info = await self.get(f"playlists/{playlist_id}", {"fields": "id,name"})
         entries = Entries(str(info.get("name") or ""))
-        async for obj in self._every(f"playlists/{playlist_id}/items", ITEMS_LIMIT, None):
-            self._collect(entries, obj)
+        async for entry in self._every(f"playlists/{playlist_id}/items", ITEMS_LIMIT):
+            self._collect(entries, playlist_entry_track(entry or {}), entry_skip_reason(entry))
         return entries
 
     @staticmethod
-    def _collect(entries: Entries, obj: Mapping[str, Any] | None) -> None:
-        reason = skip_reason(obj)
+    def _collect(entries: Entries, obj: Mapping[str, Any] | None, reason: str | None) -> None:
         track = track_from_api(obj) if reason is None and obj else None
         if track is None:
             entries.skipped[reason or "removed"] += 1
         else:
             entries.tracks.append(track)
 
-    async def _every(self, path: str, limit: int, key: str | None) -> AsyncIterator[Mapping[str, Any] | None]:
-        """Every item of a listing, page by page (``key`` picks the object out of each entry; None = the
-        playlist entry's ``item``/``track``)."""
+    async def _every(self, path: str, limit: int) -> AsyncIterator[Mapping[str, Any] | None]:
+        """Every entry of a listing, page by page, in order."""
         offset = 0
         while offset < MAX_ITEMS:
             page = await self.get(path, {"offset": offset, "limit": limit, "market": "from_token"})
             items = page.get("items") or []
             for entry in items:
-                if key is None:
-                    yield playlist_entry_track(entry or {})
-                else:
-                    yield (entry or {}).get(key)
+                yield entry
             offset += len(items)
             if not items or not page.get("next") or offset >= int(page.get("total") or 0):
                 return

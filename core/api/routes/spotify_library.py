@@ -20,7 +20,8 @@ from core.api.schemas import Envelope, ErrorOut, PageMeta, Quality
 from core.downloader import DEFAULT_QUALITY
 from core.security import SecretBox
 from core.spotify import sign_in
-from core.spotify.user_api import SKIP_REASONS, Entries, SpotifyNotLinked, SpotifyUserApi
+from core.spotify.metadata import SKIP_REASONS
+from core.spotify.user_api import Entries, SpotifyNotLinked, SpotifyUserApi
 from data.models import User
 from workers.submit import submit_spotify_import
 
