@@ -19,6 +19,8 @@ from itsdangerous import URLSafeTimedSerializer
 from tests.conftest import PASSWORD, Server, User, error_of, register
 from tests.fakes.spotify import FakeSpotify
 
+pytestmark = pytest.mark.postgres
+
 SCOPES = {"user-read-email", "user-read-private", "playlist-read-private", "playlist-read-collaborative",
           "user-library-read"}
 
@@ -328,14 +330,42 @@ def test_tokens_are_refreshed_before_they_expire_and_once_on_a_401(
     assert error_of(user.api.get("/api/spotify/liked")) == (409, "spotify_link_expired")
 
 
-def test_the_stored_tokens_are_encrypted(linked: tuple[User, str], server: Server) -> None:
+def _stored_tokens(server: Server, spotify_id: str) -> tuple[str, str]:
+    """The spotifyaccount row's token columns, read straight from the database (SQLite file or PostgreSQL)."""
+    query = "SELECT access_token_encrypted, refresh_token_encrypted FROM spotifyaccount WHERE spotify_user_id = "
+    url = server.env["STEMFORGE_DATABASE_URL"]
+    if url.startswith("postgresql"):
+        import asyncio
+
+        import asyncpg
+
+        async def read() -> tuple[str, str]:
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                row = await conn.fetchrow(query + "$1", spotify_id)
+            finally:
+                await conn.close()
+            return row[0], row[1]
+
+        return asyncio.run(read())
     import sqlite3
 
-    user, spotify_id = linked
-    if not (server.data_dir / "stemforge.db").exists():
-        pytest.skip("PostgreSQL run: the SQLite file does not exist")
     with sqlite3.connect(server.data_dir / "stemforge.db") as db:
-        access, refresh = db.execute("SELECT access_token_encrypted, refresh_token_encrypted FROM spotifyaccount "
-                                     "WHERE spotify_user_id = ?", (spotify_id,)).fetchone()
+        return db.execute(query + "?", (spotify_id,)).fetchone()
+
+
+def test_the_stored_tokens_are_encrypted(linked: tuple[User, str], server: Server, spotify_fake: FakeSpotify) -> None:
+    _, spotify_id = linked
+    access, refresh = _stored_tokens(server, spotify_id)
     assert access.startswith("gAAAAA") and refresh.startswith("gAAAAA")  # Fernet tokens
-    del user
+    issued = [t for t, grant in spotify_fake.access_grants.items() if grant.user == spotify_id]
+    assert issued and not any(t in access or t in refresh for t in issued)
+
+
+def test_openapi_documents_the_spotify_routes(server: Server) -> None:
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    for path in ("/api/spotify/account", "/api/spotify/playlists", "/api/spotify/playlists/{playlist_id}/tracks",
+                 "/api/spotify/liked", "/api/spotify/import", "/auth/spotify", "/auth/spotify/callback"):
+        assert path in paths, path
+    assert "409" in paths["/api/spotify/playlists"]["get"]["responses"]
+    assert "202" in paths["/api/spotify/import"]["post"]["responses"]
