@@ -299,6 +299,20 @@ def test_import_chosen_tracks_of_a_private_playlist(linked: tuple[User, str], sp
     assert error_of(user.api.get(f"/api/spotify/playlists/{hidden}/tracks"))[0] == 404
 
 
+def test_a_pasted_link_to_an_own_private_playlist_is_read_with_the_linked_account(
+        linked: tuple[User, str], spotify_fake: FakeSpotify, make_user) -> None:
+    user, spotify_id = linked
+    ids = [spotify_fake.add_track(f"Dub {n}", "Basement") for n in range(2)]
+    playlist = spotify_fake.add_playlist("Only mine", ids, owner=spotify_id, public=False)
+    r = user.api.post("/api/spotify/fetch", json={"url": f"https://open.spotify.com/playlist/{playlist}?si=x"})
+    assert r.status_code == 200, r.text
+    assert [t["title"] for t in r.json()["data"]["tracks"]] == ["Dub 0", "Dub 1"]
+    # Without a linked account the app cannot see it, and says how to fix that.
+    other: User = make_user()
+    r = other.api.post("/api/spotify/fetch", json={"url": f"spotify:playlist:{playlist}"})
+    assert error_of(r) == (404, "spotify_error") and "link your Spotify account" in r.json()["error"]
+
+
 def test_not_linked_and_bad_requests_get_clear_errors(server: Server, make_user) -> None:
     user: User = make_user()
     for path in ("/api/spotify/playlists", "/api/spotify/liked", "/api/spotify/account"):

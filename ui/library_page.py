@@ -75,7 +75,7 @@ async def _import_link(user: User, url: str, quality: str) -> str | None:
         spotify.parse_spotify_url(url).kind != "track")
     async with session_scope() as db:
         if collection:
-            imported = await spotify.import_url(db, user.id, url, spotify.get_catalog(settings))
+            imported = await spotify.import_url(db, user.id, url, spotify.get_catalog(settings), settings=settings)
             # The metadata was fetched just now: the downloads need not ask Spotify again.
             created = await submit.submit_library_downloads(db, context.events(), user.id, imported.tracks,
                                                             quality=quality)

@@ -16,10 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.security import SecretBox
+from core.settings import Settings
 from core.spotify.client import SpotifyCatalog
 from core.spotify.errors import SpotifyError
-from core.spotify.metadata import SpotifyTrack, no_skips
+from core.spotify.metadata import SpotifyCollection, SpotifyTrack, no_skips
 from core.spotify.urls import SpotifyRef, parse_spotify_url
+from core.spotify.user_api import SpotifyLinkExpired, SpotifyNotLinked, SpotifyUserApi
 from data.models import Track, utcnow
 
 log = logging.getLogger("stemforge.spotify")
@@ -88,14 +91,39 @@ async def save_tracks(session: AsyncSession, user_id: uuid.UUID, tracks: list[Sp
     raise AssertionError("unreachable")
 
 
-async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalog: SpotifyCatalog) -> Imported:
+async def _through_linked_account(session: AsyncSession, user_id: uuid.UUID, playlist_id: str,
+                                  settings: Settings) -> SpotifyCollection | None:
+    """A playlist read with the user's own Spotify token (their private playlists, which the app's
+    client-credentials token cannot see); None when no usable account is linked."""
+    try:
+        async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user_id) as api:
+            entries = await api.playlist(playlist_id)
+    except (SpotifyNotLinked, SpotifyLinkExpired, SpotifyError):
+        return None
+    return SpotifyCollection("playlist", playlist_id, entries.name, entries.tracks, dict(entries.skipped))
+
+
+async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalog: SpotifyCatalog,
+                     *, settings: Settings | None = None) -> Imported:
     """Fetch what a Spotify link points at (all pages) and store its tracks in the user's library.
 
     ``url`` is a link or URI ``parse_spotify_url`` takes (resolve share links first:
-    ``core.spotify.share_links.resolve_share_link``); ``InvalidSpotifyUrl`` otherwise.
+    ``core.spotify.share_links.resolve_share_link``); ``InvalidSpotifyUrl`` otherwise. With ``settings``, a
+    playlist Spotify does not show the app (a private one) is read through the user's linked Spotify account.
     """
     ref = parse_spotify_url(url)
-    collection = await asyncio.to_thread(catalog.fetch, ref)
+    try:
+        collection = await asyncio.to_thread(catalog.fetch, ref)
+    except SpotifyError as exc:
+        private = None
+        if exc.status == 404 and ref.kind == "playlist" and settings is not None:
+            private = await _through_linked_account(session, user_id, ref.id, settings)
+        if private is None:
+            if exc.status == 404 and ref.kind == "playlist":
+                raise SpotifyError(f"{exc.message}. If it is a private playlist, link your Spotify account in "
+                                   "Settings (Sign in with Spotify) to import it.", status=404) from exc
+            raise
+        collection = private
     rows = await save_tracks(session, user_id, collection.tracks)
     return Imported(collection.kind, collection.name, rows, dict(collection.skipped))
 

@@ -92,7 +92,7 @@ async def fetch(body: SpotifyFetchIn, user: CurrentUser, session: SessionDep,
     counts the entries that were not imported: `{"removed": 1, "local": 0, "episode": 2, "unavailable": 0}`."""
     url = await resolve_share_link(body.url, settings)
     spotify.parse_spotify_url(url)  # a bad link is reported before anything else
-    imported = await spotify.import_url(session, user.id, url, spotify.get_catalog(settings))
+    imported = await spotify.import_url(session, user.id, url, spotify.get_catalog(settings), settings=settings)
     if imported.kind == "track":
         return Envelope(data=FetchedTrack(track=_out(imported.tracks[0])))
     return Envelope(data=FetchedTracks(type=imported.kind, tracks=[_out(t) for t in imported.tracks],  # type: ignore[arg-type]
