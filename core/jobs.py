@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import EventLog, PendingEvent
-from data.models import Job, utcnow
+from data.models import Job, Track, utcnow
 from data.pagination import Page
 
 KINDS = ("download", "processing", "analysis")
@@ -39,6 +39,12 @@ COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
 RUNNING = (DOWNLOADING, PROCESSING)
 FINISHED = (COMPLETED, FAILED, CANCELLED)
 STATUSES = (QUEUED, *RUNNING, *FINISHED)
+ACTIVE = (QUEUED, *RUNNING)
+RETRYABLE = (FAILED, CANCELLED)
+# Filter names that stand for several statuses: ``active`` (not finished yet) and ``running``.
+STATUS_GROUPS: dict[str, tuple[str, ...]] = {"active": ACTIVE, "running": RUNNING}
+# The params key a retried job's copy carries: the id of the job it repeats.
+RETRY_OF = "retry_of"
 
 WORKER_STOPPED = "The worker running this job stopped; please start the job again"
 
@@ -116,20 +122,75 @@ async def get_job_for_user(session: AsyncSession, user_id: uuid.UUID, job_id: uu
     return job
 
 
-async def list_jobs(session: AsyncSession, user_id: uuid.UUID, *, kind: str | None = None,
-                    status: str | None = None, page: int = 1, page_size: int = 20) -> Page[Job]:
-    """The user's jobs, newest first."""
-    where = [Job.user_id == user_id]
+def statuses_of(status: str) -> tuple[str, ...]:
+    """The statuses a status filter stands for: one status, or a group (``active``, ``running``)."""
+    return STATUS_GROUPS.get(status, (status,))
+
+
+def _filters(user_id: uuid.UUID, kind: str | None, status: str | None, track_id: uuid.UUID | None) -> list[Any]:
+    where: list[Any] = [col(Job.user_id) == user_id]
     if kind:
-        where.append(Job.kind == kind)
+        where.append(col(Job.kind) == kind)
     if status:
-        where.append(Job.status == status)
+        where.append(col(Job.status).in_(statuses_of(status)))
+    if track_id is not None:
+        where.append(col(Job.track_id) == track_id)
+    return where
+
+
+async def list_jobs(session: AsyncSession, user_id: uuid.UUID, *, kind: str | None = None,
+                    status: str | None = None, page: int = 1, page_size: int = 20,
+                    track_id: uuid.UUID | None = None) -> Page[Job]:
+    """The user's jobs, newest first; ``status`` may be a group name of ``STATUS_GROUPS``."""
+    where = _filters(user_id, kind, status, track_id)
     total = (await session.exec(select(func.count()).select_from(Job).where(*where))).one()
     rows = await session.exec(
         select(Job).where(*where).order_by(col(Job.created_at).desc(), col(Job.id))
         .offset((page - 1) * page_size).limit(page_size)
     )
     return Page(list(rows.all()), page, page_size, int(total))
+
+
+@dataclass(frozen=True)
+class JobListing:
+    """A job and the title of its track (empty when it has none): one row of the jobs page."""
+
+    job: Job
+    track_title: str
+    track_artist: str
+
+
+async def list_jobs_with_tracks(session: AsyncSession, user_id: uuid.UUID, *, kind: str | None = None,
+                                status: str | None = None, track_id: uuid.UUID | None = None,
+                                limit: int = 50) -> list[JobListing]:
+    """The user's newest jobs with their tracks' titles, in one query (an outer join on ``Track``)."""
+    rows = await session.exec(  # type: ignore[call-overload]
+        select(Job, Track.title, Track.artist)
+        .outerjoin(Track, col(Track.id) == col(Job.track_id))
+        .where(*_filters(user_id, kind, status, track_id))
+        .order_by(col(Job.created_at).desc(), col(Job.id))
+        .limit(limit)
+    )
+    return [JobListing(job, title or "", artist or "") for job, title, artist in rows.all()]
+
+
+async def job_to_retry(session: AsyncSession, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """The user's failed or cancelled job, about to be started again as a new job.
+
+    Someone else's job is NotFound; a job in any other state is Conflict ``job_not_retryable``; a job whose
+    retry is still queued or running is Conflict ``job_already_retried`` (a second click starts nothing twice).
+    """
+    job = await get_job_for_user(session, user_id, job_id)
+    if job.status not in RETRYABLE:
+        what = "is still " + job.status if job.status in ACTIVE else "has completed"
+        raise Conflict(f"Only a failed or cancelled job can be retried; this one {what}", code="job_not_retryable")
+    active = await session.exec(select(Job.id, Job.status, Job.params).where(
+        *_filters(user_id, job.kind, "active", job.track_id)))
+    for other_id, other_status, params in active.all():
+        if (params or {}).get(RETRY_OF) == str(job.id):
+            raise Conflict(f"This job was retried already: the new job {other_id} is {other_status}",
+                           code="job_already_retried")
+    return job
 
 
 async def cancel_job(session: AsyncSession, events: EventLog, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import NotFound
 from data.files import public_url
-from data.models import Job, Stem
+from data.models import Job, Stem, Track
 
 
 def record(stem: Stem) -> dict[str, Any]:
@@ -49,6 +50,9 @@ async def replace_job_stems(session: AsyncSession, *, user_id: uuid.UUID, track_
     rows = [Stem(user_id=user_id, track_id=track_id, job_id=job_id, stem_type=stem_type, path=path, format=fmt,
                  size=size, engine=engine, model=model) for stem_type, path, fmt, size in files]
     session.add_all(rows)
+    if rows:  # the library's "separated" (Track.has_stems), in the same transaction
+        await session.exec(update(Track).where(col(Track.id) == track_id)  # type: ignore[call-overload]
+                           .values(has_stems=True).execution_options(synchronize_session=False))
     await session.commit()
     return rows
 

@@ -7,21 +7,29 @@ like a track that does not exist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import and_, bindparam, case, func, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import audio_io
-from core.errors import Conflict, InvalidAudio, NotFound, PayloadTooLarge
+from core import audio_io, jobs
+from core.analysis.camelot import KEY_NAMES_IN_WHEEL_ORDER, camelot_code, key_names_for
+from core.daw.peaks import CACHE_DIR as PEAKS_CACHE_DIR
+from core.errors import Conflict, InvalidAudio, InvalidInput, NotFound, PayloadTooLarge
+from core.events import EventLog
 from data.db import fetch_one
-from data.files import FileStore, safe_filename
+from data.files import FileStore, UnsafePath, safe_filename
 from data.models import AnalysisResult, EditOperation, Job, JobEvent, Remix, Stem, Track, utcnow
 from data.pagination import Page
 
@@ -32,10 +40,172 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+SORTS = ("created_at", "title", "artist", "duration", "bpm", "key", "energy")
+ORDERS = ("asc", "desc")
+STATUSES = ("pending", "active", "ready", "separated", "analysed", "failed")
+ACTIVE_JOB_STATUSES = ("queued", "downloading", "processing")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a track's newest job is doing (or did): the library's "activity" column."""
+
+    job_id: uuid.UUID
+    kind: str
+    status: str
+    progress: int
+    message: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TrackRow:
+    """One row of the library: the ``Track`` with its summary, read the same way by the API and the pages.
+
+    ``tempo`` (BPM), ``key`` ("A minor"), ``camelot`` ("8A"), ``key_confidence`` and ``energy`` are the
+    newest measured values from the track's own analyses, ``analysed`` says whether it has any,
+    ``has_stems`` whether a separation stored stems, ``activity`` its newest job (None: never had one).
+    Any other attribute is the track's (``row.title``, ``row.audio_path``), so code written for a list of
+    ``Track`` keeps working.
+    """
+
+    track: Track
+    activity: Activity | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.track, name)
+
+    @property
+    def tempo(self) -> float | None:
+        return self.track.tempo
+
+    @property
+    def key(self) -> str | None:
+        return self.track.musical_key
+
+    @property
+    def camelot(self) -> str | None:
+        return camelot_code(self.track.musical_key)
+
+    @property
+    def key_confidence(self) -> float | None:
+        return self.track.key_confidence
+
+    @property
+    def energy(self) -> float | None:
+        return self.track.energy
+
+    @property
+    def has_stems(self) -> bool:
+        return bool(self.track.has_stems)
+
+    @property
+    def analysed(self) -> bool:
+        return self.track.analysed_at is not None
+
+
+def _invalid(param: str, message: str) -> InvalidInput:
+    return InvalidInput(f"Invalid request: {param}: {message}", details={param: message})
+
+
+def _keys(param: str, value: str, *, compatible: bool) -> list[str]:
+    try:
+        return key_names_for(value, compatible=compatible)
+    except InvalidInput:
+        raise _invalid(param, "expected a key such as 'A minor', 'F# major' or a Camelot code such as '8A'") from None
+
+
+def _key_rank() -> Any:
+    """The Camelot position of the track's key (1A=0, 1B=1, 2A=2 ... 12B=23); NULL for no key."""
+    return case({name: rank for rank, name in enumerate(KEY_NAMES_IN_WHEEL_ORDER)}, value=col(Track.musical_key),
+                else_=None)
+
+
+def _newest_job_status() -> Any:
+    return (select(Job.status).where(col(Job.track_id) == col(Track.id))
+            .order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(1).scalar_subquery())
+
+
+def _status_condition(status: str) -> Any:
+    if status == "pending":
+        return col(Track.audio_path).is_(None)
+    if status == "ready":
+        return and_(col(Track.audio_path).is_not(None), col(Track.has_stems).is_(False))
+    if status == "separated":
+        return col(Track.has_stems).is_(True)
+    if status == "analysed":
+        return col(Track.analysed_at).is_not(None)
+    if status == "failed":
+        return _newest_job_status() == "failed"
+    raise _invalid("status", f"expected one of {', '.join(STATUSES)}")
+
+
+def _sort_terms(sort: str, order: str | None) -> list[Any]:
+    """ORDER BY terms: tracks without a value last (either direction), then newest first, then the id."""
+    if sort not in SORTS:
+        raise _invalid("sort", f"expected one of {', '.join(SORTS)}")
+    if order is not None and order not in ORDERS:
+        raise _invalid("order", "expected asc or desc")
+    descending = (order or ("desc" if sort == "created_at" else "asc")) == "desc"
+    if sort == "created_at":
+        created = col(Track.created_at)
+        return [created.desc() if descending else created.asc(), col(Track.id)]
+    value: Any
+    if sort in ("title", "artist"):
+        column = col(getattr(Track, sort))
+        value, missing = func.lower(column), column == ""
+    else:
+        value = {"duration": col(Track.duration), "bpm": col(Track.tempo), "energy": col(Track.energy),
+                 "key": _key_rank()}[sort]
+        missing = value.is_(None)
+    return [case((missing, 1), else_=0), value.desc() if descending else value.asc(),
+            col(Track.created_at).desc(), col(Track.id)]
+
+
+async def _activities(session: AsyncSession, user_id: uuid.UUID, track_ids: list[uuid.UUID]) -> dict[Any, Activity]:
+    """The newest job of each of these tracks, in one query."""
+    if not track_ids:
+        return {}
+    newest = func.row_number().over(partition_by=col(Job.track_id),
+                                    order_by=(col(Job.created_at).desc(), col(Job.id).desc())).label("rn")
+    ranked = (core_select(Job.id, Job.track_id, Job.kind, Job.status, Job.progress, Job.message, Job.error, newest)
+              .where(col(Job.user_id) == user_id, col(Job.track_id).in_(track_ids)).subquery())
+    rows = await session.execute(core_select(ranked).where(ranked.c.rn == 1))
+    return {row.track_id: Activity(row.id, row.kind, row.status, row.progress, row.message, row.error)
+            for row in rows}
+
+
 async def list_tracks(
-    session: AsyncSession, user_id: uuid.UUID, *, page: int = 1, page_size: int = 20, search: str = ""
-) -> Page[Track]:
-    where = [Track.user_id == user_id]
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    page: int = 1,
+    page_size: int = 20,
+    search: str = "",
+    sort: str = "created_at",
+    order: str | None = None,
+    status: str | None = None,
+    bpm_min: float | None = None,
+    bpm_max: float | None = None,
+    key: str | None = None,
+    compatible_with: str | None = None,
+) -> Page[TrackRow]:
+    """One page of the user's library as ``TrackRow``s, sorted and filtered in SQL.
+
+    ``sort``: ``created_at`` (default), ``title``, ``artist``, ``duration``, ``bpm``, ``key`` (Camelot wheel
+    order, 1A 1B 2A ... 12B) or ``energy``; ``order`` ``asc``/``desc`` (default: desc for created_at, asc
+    otherwise). Tracks without the value sort last either way; ties go newest first.
+    Filters (all must hold): ``search`` in title or artist; ``status`` (``STATUSES``: pending = no audio
+    yet, active = a job queued or running, ready = audio but no stems, separated = has stems, analysed,
+    failed = its newest job failed); ``bpm_min``/``bpm_max`` (inclusive); ``key`` (a key name or Camelot
+    code: that key); ``compatible_with`` (the key and its Camelot neighbours, ``compatible_codes``).
+    Raises ``InvalidInput`` whose ``details`` name the parameter for a value that is not one.
+
+    Two queries for a page (rows with the total count, then the page's newest jobs), one more when the page
+    lies past the end or for ``status="active"`` (the busy tracks' ids); each condition uses an indexed
+    column of ``track`` or ``job``.
+    """
+    where: list[Any] = [col(Track.user_id) == user_id]
     if search.strip():
         pattern = f"%{_escape_like(search.strip().lower())}%"
         where.append(
@@ -44,15 +214,44 @@ async def list_tracks(
                 func.lower(col(Track.artist)).like(pattern, escape="\\"),
             )
         )
-    total = (await session.exec(select(func.count()).select_from(Track).where(*where))).one()
-    rows = await session.exec(
-        select(Track)
-        .where(*where)
-        .order_by(col(Track.created_at).desc(), col(Track.id))
-        .offset((page - 1) * page_size)
-        .limit(page_size)
+    if status == "active":
+        # Few jobs are queued or running at any time: their track ids first (index on job.status), so the
+        # listing needs no per-track look-up whatever plan the database picks.
+        busy = (await session.exec(
+            select(Job.track_id).where(col(Job.user_id) == user_id, col(Job.status).in_(ACTIVE_JOB_STATUSES))
+            .distinct()
+        )).all()
+        where.append(col(Track.id).in_([t for t in busy if t is not None]))
+    elif status is not None:
+        where.append(_status_condition(status))
+    for param, bound in (("bpm_min", bpm_min), ("bpm_max", bpm_max)):
+        if bound is not None and not (isinstance(bound, int | float) and math.isfinite(bound) and bound >= 0):
+            raise _invalid(param, "expected a number of beats per minute, 0 or more")
+    if bpm_min is not None and bpm_max is not None and bpm_min > bpm_max:
+        raise _invalid("bpm_min", "must not be greater than bpm_max")
+    if bpm_min is not None:
+        where.append(col(Track.tempo) >= bpm_min)
+    if bpm_max is not None:
+        where.append(col(Track.tempo) <= bpm_max)
+    if key is not None:
+        where.append(col(Track.musical_key).in_(_keys("key", key, compatible=False)))
+    if compatible_with is not None:
+        where.append(col(Track.musical_key).in_(_keys("compatible_with", compatible_with, compatible=True)))
+    order_by = _sort_terms(sort, order)
+
+    total_col = func.count().over().label("total_count")
+    result = await session.exec(
+        select(Track, total_col).where(*where).order_by(*order_by)  # type: ignore[call-overload]
+        .offset((page - 1) * page_size).limit(page_size)
     )
-    return Page(list(rows.all()), page, page_size, int(total))
+    found = list(result.all())
+    if found:
+        total = int(found[0][1])
+    else:
+        total = int((await session.exec(select(func.count()).select_from(Track).where(*where))).one())
+    items = [row[0] for row in found]
+    activities = await _activities(session, user_id, [t.id for t in items])
+    return Page([TrackRow(t, activities.get(t.id)) for t in items], page, page_size, total)
 
 
 async def get_track(session: AsyncSession, user_id: uuid.UUID, track_id: uuid.UUID) -> Track:
@@ -102,25 +301,92 @@ async def update_track(
     return track
 
 
-async def delete_track(session: AsyncSession, store: FileStore, user_id: uuid.UUID, track_id: uuid.UUID) -> None:
-    """Remove a track with everything derived from it: stems, jobs, results and files."""
-    track = await get_track(session, user_id, track_id)
-    job_ids = list((await session.exec(select(Job.id).where(Job.track_id == track.id))).all())
-    stem_paths = list((await session.exec(select(Stem.path).where(Stem.track_id == track.id))).all())
+async def _cancel_active_jobs(session: AsyncSession, events: EventLog | None, user_id: uuid.UUID,
+                              track_ids: list[uuid.UUID]) -> None:
+    """Cancel the tracks' queued and running jobs, committed before anything is deleted: a queued job then
+    never starts, and a running one stops at its next progress point (its worker's conditional update
+    finds the job no longer running, core/jobs.py) and removes its partial files. With ``events`` each
+    cancellation is announced like ``core.jobs.cancel_job``'s."""
+    active = list((await session.exec(
+        select(Job.id).where(Job.user_id == user_id, col(Job.track_id).in_(track_ids),
+                             col(Job.status).in_(ACTIVE_JOB_STATUSES))
+    )).all())
+    for job_id in active:
+        if events is not None:
+            with contextlib.suppress(Conflict):  # it finished meanwhile
+                await jobs.cancel_job(session, events, user_id, job_id)
+            continue
+        now = utcnow()
+        await session.exec(  # type: ignore[call-overload]
+            update(Job).where(col(Job.id) == job_id, col(Job.status).in_(ACTIVE_JOB_STATUSES))
+            .values(status=jobs.CANCELLED, message="Cancelled", finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if active and events is None:
+        await session.commit()
+
+
+def _remove_audio_file(store: FileStore, relative: str | None) -> None:
+    """A stored file and its waveform-peaks cache (``<dir>/.peaks/<name>.*``, core/daw/peaks.py)."""
+    if not relative:
+        return
+    store.remove_file(relative)
+    try:
+        path = store.resolve(relative)
+    except UnsafePath:
+        return
+    for cached in path.parent.joinpath(PEAKS_CACHE_DIR).glob(f"{glob_escape(path.name)}.*"):
+        cached.unlink(missing_ok=True)
+
+
+async def delete_tracks(session: AsyncSession, store: FileStore, user_id: uuid.UUID, track_ids: Iterable[uuid.UUID],
+                        *, events: EventLog | None = None) -> int:
+    """Remove the user's tracks among ``track_ids`` with everything derived from them; returns how many.
+
+    Their queued and running jobs are cancelled first (``_cancel_active_jobs``); then, in one transaction,
+    their analyses, saved remixes and edit history, stems, jobs with their events, and the tracks; then
+    their files: the audio, the stems, and the waveform-peaks caches next to them. Ids of other users'
+    tracks, or of none, are skipped (nothing of another user is read or touched).
+    """
+    wanted = list(dict.fromkeys(track_ids))
+    if not wanted:
+        return 0
+    owned = list((await session.exec(
+        select(Track.id, Track.audio_path).where(Track.user_id == user_id, col(Track.id).in_(wanted))
+    )).all())
+    ids = [row[0] for row in owned]
+    if not ids:
+        return 0
+    await _cancel_active_jobs(session, events, user_id, ids)
+    job_ids = list((await session.exec(select(Job.id).where(col(Job.track_id).in_(ids)))).all())
+    stem_paths = list((await session.exec(select(Stem.path).where(col(Stem.track_id).in_(ids)))).all())
     # Children first, so this works whether or not the backend enforces ON DELETE CASCADE.
     for model in (AnalysisResult, EditOperation, Remix, Stem):
-        await session.exec(delete(model).where(col(model.track_id) == track.id))
+        await session.exec(delete(model).where(col(model.track_id).in_(ids)))  # type: ignore[call-overload]
     if job_ids:
-        await session.exec(delete(JobEvent).where(col(JobEvent.job_id).in_(job_ids)))
-        await session.exec(delete(Job).where(col(Job.id).in_(job_ids)))
-    await session.delete(track)
+        await session.exec(delete(JobEvent).where(col(JobEvent.job_id).in_(job_ids)))  # type: ignore[call-overload]
+        await session.exec(delete(Job).where(col(Job.id).in_(job_ids)))  # type: ignore[call-overload]
+    await session.exec(delete(Track).where(col(Track.id).in_(ids), col(Track.user_id) == user_id))  # type: ignore[call-overload]
     await session.commit()
     # Files go after the commit: a failed commit must not leave rows pointing at deleted files.
     for path in stem_paths:
-        store.remove_file(path)
+        _remove_audio_file(store, path)
+    for _, audio_path in owned:
+        _remove_audio_file(store, audio_path)
     for job_id in job_ids:
         store.remove_tree(store.job_dir(job_id))
-    store.remove_tree(store.track_dir(track_id))
+    for track_id in ids:
+        store.remove_tree(store.track_dir(track_id))
+    return len(ids)
+
+
+async def delete_track(session: AsyncSession, store: FileStore, user_id: uuid.UUID, track_id: uuid.UUID, *,
+                       events: EventLog | None = None) -> None:
+    """Remove a track with everything derived from it (``delete_tracks``); ``NotFound`` for a missing or
+    foreign track."""
+    await get_track(session, user_id, track_id)
+    if await delete_tracks(session, store, user_id, [track_id], events=events) != 1:
+        raise NotFound("track")  # deleted by a concurrent request
 
 
 def copy_limited(src: BinaryIO, dest: Path, max_bytes: int) -> int:

@@ -145,6 +145,16 @@ class Track(SQLModel, table=True):
     channels: int | None = None
     created_at: datetime = _ts(index=True)
     updated_at: datetime = _ts()
+    # The library's summary, kept here so it sorts and filters by index with no per-row query
+    # (core/tracks.list_tracks). Written where analyses and stems are stored: the newest measured value
+    # of each from the track's own analyses (stem_id null; core/analysis/results.save), and whether a
+    # separation stored stems (core/stems.replace_job_stems). Migration 0005 backfilled older rows.
+    tempo: float | None = Field(default=None, index=True)  # BPM
+    musical_key: str | None = Field(default=None, max_length=20, index=True)  # "A minor", as key.py names keys
+    key_confidence: float | None = None
+    energy: float | None = Field(default=None, index=True)
+    analysed_at: datetime | None = _opt_ts(index=True)  # the newest analysis of the track itself
+    has_stems: bool = Field(default=False, index=True, sa_column_kwargs={"server_default": sa.false()})
 
 
 class Job(SQLModel, table=True):

@@ -108,7 +108,7 @@ def test_link_from_settings_and_import_liked_songs_while_the_token_expired(
         page.get_by_text("Your Spotify").click()
         page.get_by_test_id("spotify-source-liked").wait_for()
         page.get_by_text("Warehouse 1995").wait_for()
-        page.get_by_text("private").first.wait_for()
+        page.locator("[aria-label=private]").first.wait_for()  # the lock icon of a private playlist
         page.get_by_test_id("spotify-source-liked").click()
         dialog = page.get_by_test_id("spotify-import-dialog")
         dialog.get_by_role("cell", name="Groove 2", exact=True).wait_for()

@@ -98,7 +98,7 @@ def test_accepted_forms(text: str, kind: str) -> None:
     (f"https://open.spotify.com/chapter/{ID}", "chapter", ["audiobook chapter link"]),
     ("https://open.spotify.com/user/someone", "user", ["user profile link", "one of their playlists"]),
     ("spotify:user:someone", "user", ["user profile link"]),
-    ("https://open.spotify.com/collection/tracks", "collection", ["Liked Songs", "add them to a playlist"]),
+    ("https://open.spotify.com/collection/tracks", "collection", ["Liked Songs", "Your Spotify"]),
     ("spotify:user:someone:collection", "collection", ["Liked Songs"]),
     ("https://open.spotify.com/genre/0JQ5DAqbMKFEC4WFtoNRpw", "genre", ["genre page", "playlists"]),
 ])

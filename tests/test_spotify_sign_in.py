@@ -292,6 +292,14 @@ def test_import_chosen_tracks_of_a_private_playlist(linked: tuple[User, str], sp
     assert r.status_code == 202, r.text
     assert [t["title"] for t in r.json()["data"]["tracks"]] == ["Cut 1", "Cut 3"]
     assert r.json()["data"]["queued"] == 0
+    # Ids that are not in the playlist, an empty choice, a playlist id with Liked Songs: refused, nothing stored.
+    bad = user.api.post("/api/spotify/import", json={"source": "playlist", "playlist_id": playlist,
+                                                     "track_ids": [ids[0], "0" * 22]})
+    assert error_of(bad) == (422, "validation_error") and "0" * 22 in bad.json()["details"]["track_ids"]
+    for body in ({"source": "playlist", "playlist_id": playlist, "track_ids": []},
+                 {"source": "liked", "playlist_id": playlist}):
+        assert error_of(user.api.post("/api/spotify/import", json=body))[0] == 422
+    assert error_of(user.api.get("/api/spotify/playlists/has%20space/tracks")) == (404, "not_found")
     # Someone else's private playlist does not exist for this account.
     stranger = "sx" + secrets.token_hex(5)
     spotify_fake.add_user(stranger, display_name="Stranger", email=None)

@@ -12,9 +12,10 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from core.api.deps import safe_next
 from core.settings import get_settings
 from ui.session import csrf_token, page_user
-from ui.theme import frame
+from ui.theme import ERROR_BOX, MUTED, NOTICE_BOX, SPOTIFY_GREEN, frame
 
 
 def _form(action: str, csrf: str, button: str, *, email: str, next_url: str = "", new_password: bool) -> None:
@@ -41,22 +42,25 @@ def _spotify_button(next_url: str = "") -> None:
         ui.label("or")
         ui.separator().classes("grow w-auto")
     href = "/auth/spotify" + (f"?next={quote(next_url)}" if next_url and next_url != "/" else "")
-    ui.button("Sign in with Spotify", icon="music_note").props(
+    ui.button("Sign in with Spotify", icon="music_note", color=SPOTIFY_GREEN).props(
         f'href="{href}" unelevated no-caps text-color=white'
-    ).classes("w-full").style("background:#1DB954").mark("spotify-sign-in")
+    ).classes("w-full").mark("spotify-sign-in")
 
 
 def _error(message: str | None) -> None:
     if message:
-        ui.label(message).classes("text-red-700 bg-red-50 rounded px-3 py-2 w-full").mark("error")
+        ui.label(message).classes(ERROR_BOX).mark("error")
 
 
 @ui.page("/users/log-in")
-async def log_in_page(request: Request, error: str | None = None, email: str = "", next: str = "/"):  # noqa: A002
+async def log_in_page(request: Request, error: str | None = None, email: str = "", next: str = "/",  # noqa: A002
+                      notice: str | None = None):
     if await page_user(request) is not None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(safe_next(next), status_code=303)
     with frame("Log in"), ui.card().classes("w-full max-w-md mx-auto p-6 gap-4"):
         ui.label("Log in to StemForge").classes("text-2xl font-semibold")
+        if notice:
+            ui.label(notice).classes(NOTICE_BOX).mark("notice")
         _error(error)
         _form("/users/log-in", csrf_token(request), "Log in", email=email, next_url=next, new_password=False)
         _spotify_button(next)
@@ -75,7 +79,7 @@ async def register_page(request: Request, error: str | None = None, email: str =
         _error(error)
         _form("/users/register", csrf_token(request), "Create account", email=email, new_password=True)
         ui.label(f"Passwords need at least {settings.password_min_length} characters.").classes(
-            "text-sm text-gray-600"
+            f"text-sm {MUTED}"
         )
         _spotify_button()
         with ui.row().classes("gap-1 text-sm"):

@@ -32,6 +32,7 @@ from data.db import session_scope
 from data.files import UnsafePath
 from data.models import Stem, Track, User
 from ui import context
+from ui.palette import DEFAULT_STEM_COLOR, STEM_COLORS
 from ui.session import csrf_token, owned_track
 from ui.theme import frame, track_not_found
 
@@ -39,15 +40,14 @@ STATIC = Path(__file__).parent / "daw" / "static"
 nicegui_app.add_static_files("/daw-static", STATIC)
 
 # One colour per stem type, the same everywhere in the app.
-STEM_COLOURS = {"vocals": "#f472b6", "drums": "#f59e0b", "bass": "#38bdf8", "other": "#a78bfa",
-                "guitar": "#34d399", "piano": "#facc15"}
 
 
 def _stem_facts(rows: list[Stem]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         audio = stem_audio(stem_path(context.store(), row))
-        out.append({"id": str(row.id), "type": row.stem_type, "colour": STEM_COLOURS.get(row.stem_type, "#94a3b8"),
+        colour = STEM_COLORS.get(row.stem_type, DEFAULT_STEM_COLOR)
+        out.append({"id": str(row.id), "type": row.stem_type, "colour": colour,
                     "frames": audio.frames, "sampleRate": audio.sample_rate, "channels": audio.channels})
     return out
 

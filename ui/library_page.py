@@ -1,4 +1,5 @@
-"""The library: the user's tracks, search, and adding audio by upload."""
+"""The library (`/`): adding music (a pasted link, Your Spotify, dropped files) and the user's tracks, sorted,
+filtered and acted on one by one or in bulk (ui/library_view.py, ui/library_actions.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import events, ui
+from nicegui import background_tasks, events, ui
 
 from core import spotify, tracks, user_settings
 from core.errors import StemForgeError
@@ -17,23 +18,18 @@ from core.spotify.share_links import resolve_share_link
 from data.db import session_scope
 from data.files import FileStore
 from data.models import User
-from ui import context
+from ui import context, library_actions
 from ui.jobs_view import jobs_view
+from ui.library_view import SORTS, STATUSES, LibraryView, key_options
 from ui.session import csrf_token, page_user
 from ui.spotify_panel import spotify_panel
-from ui.theme import frame
+from ui.theme import QUALITY_LABELS, frame
 from workers import submit
-
-PAGE_SIZE = 25
 
 
 async def _default_quality(user: User) -> str:
     async with session_scope() as db:
         return (await user_settings.view(db, user, get_settings()))["default_quality"]
-
-
-def _duration(seconds: int | None) -> str:
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds is not None else "–"
 
 
 async def _store_upload(user: User, upload: events.UploadEventArguments) -> None:
@@ -56,7 +52,7 @@ async def _store_upload(user: User, upload: events.UploadEventArguments) -> None
     ui.notify(f"Added {track.artist + ' - ' if track.artist else ''}{track.title}", type="positive")
 
 
-QUALITIES = {"high": "MP3 320 kbps", "medium": "MP3 192 kbps", "low": "MP3 128 kbps", "lossless": "FLAC"}
+QUALITIES = QUALITY_LABELS
 
 
 async def _import_link(user: User, url: str, quality: str) -> str | None:
@@ -91,110 +87,153 @@ def _import_notice(imported: spotify.Imported, queued: int) -> str:
     notice = (f"Downloading {queued} track{'s' if queued != 1 else ''} of the {imported.kind}" if count
               else f"No tracks to download in the {imported.kind}")
     if count > queued:
-        notice += f" ({count - queued} already in the library)"
+        notice += f" ({count - queued} already in the library or downloading)"
     skipped = describe_skipped(imported.skipped)
     return f"{notice}; {skipped}" if skipped else notice
 
 
 @ui.page("/")
-async def library_page(request: Request):
+async def library_page(request: Request, notice: str = "", error: str = ""):
     user = await page_user(request)
     if user is None:
         return RedirectResponse("/users/log-in", status_code=303)
-    state = {"page": 1, "q": ""}
 
-    @ui.refreshable
-    async def track_table() -> None:
-        async with session_scope() as db:
-            result = await tracks.list_tracks(db, user.id, page=state["page"], page_size=PAGE_SIZE, search=state["q"])
-        if not result.items:
-            ui.label("No tracks yet: drop an audio file above." if not state["q"] else "No track matches.").classes(
-                "text-gray-600"
-            ).mark("empty")
-            return
-        columns = [
-            {"name": "title", "label": "Title", "field": "title", "align": "left"},
-            {"name": "artist", "label": "Artist", "field": "artist", "align": "left"},
-            {"name": "album", "label": "Album", "field": "album", "align": "left"},
-            {"name": "duration", "label": "Length", "field": "duration"},
-            {"name": "format", "label": "Format", "field": "format"},
-            {"name": "editor", "label": "", "field": "id"},
-        ]
-        rows = [
-            {
-                "id": str(t.id),
-                "title": t.title,
-                "artist": t.artist,
-                "album": t.album,
-                "duration": _duration(t.duration),
-                "format": (t.audio_format or "pending").upper(),
-            }
-            for t in result.items
-        ]
-        table = ui.table(columns=columns, rows=rows, row_key="id").classes("w-full cursor-pointer").mark("tracks")
-        table.on("rowClick", lambda e: ui.navigate.to(f"/tracks/{e.args[1]['id']}"))
-        # "Open in editor" per row (the editor tells when a track has no stems yet).
-        table.add_slot("body-cell-editor", """
-            <q-td :props="props" auto-width>
-              <q-btn flat dense round icon="graphic_eq" title="Open in editor" :href="'/daw/' + props.row.id"
-                     @click.stop data-testid="row-editor" />
-            </q-td>""")
-        if result.total_pages > 1:
-            ui.pagination(
-                1,
-                result.total_pages,
-                direction_links=True,
-                value=state["page"],
-                on_change=lambda e: (state.update(page=e.value), track_table.refresh()),
-            )
-        ui.label(f"{result.total_count} track(s)").classes("text-sm text-gray-600")
+    async def act(action: str, ids: list[str]) -> None:
+        titles = view.titles(ids)
+        if action == "analyse":
+            await library_actions.analyse(user, ids)
+            await view.load()
+        elif action == "separate":
+            await library_actions.separate_dialog(user, ids, titles)
+        elif action == "delete":
+            await library_actions.delete_dialog(user, ids, titles, view.load)
+
+    view = LibraryView(user, act)
+    q = view.state.query
 
     async def on_upload(e: events.UploadEventArguments) -> None:
         await _store_upload(user, e)
-        track_table.refresh()
-
-    def on_search(e: events.ValueChangeEventArguments) -> None:
-        state.update(q=e.value or "", page=1)
-        track_table.refresh()
+        await view.load()
 
     async def on_import() -> None:
-        try:
-            notice = await _import_link(user, link.value, quality.value)
-        except StemForgeError as exc:
-            ui.notify(exc.message, type="negative")
+        if import_button.props.get("loading"):  # a double click: the first import is under way
             return
-        if notice:
+        import_button.props("loading")
+        try:
+            text = await _import_link(user, link.value, quality.value)
+        except StemForgeError as exc:
+            ui.notify(exc.message, type="negative", multi_line=True)
+            return
+        finally:
+            import_button.props(remove="loading")
+        if text:
             link.value = ""
-            ui.notify(notice, type="positive")
-            track_table.refresh()
+            ui.notify(text, type="positive", multi_line=True)
+            await view.load()
+
+    async def changed(**values: object) -> None:
+        for name, value in values.items():
+            setattr(q, name, value)
+        q.page = 1
+        await view.load()
+
+    def number(value: object) -> float | None:
+        try:
+            return float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+
+    async def clear_filters() -> None:
+        for element, empty in ((search, ""), (status, None), (bpm_min, None), (bpm_max, None), (key, None),
+                               (compatible, None)):
+            element.set_value(empty)
+        await changed(search="", status=None, bpm_min=None, bpm_max=None, key=None, compatible_with=None)
+
+    async def toggle_view() -> None:
+        view.state.cards = not view.state.cards
+        view_button.props(f"icon={'view_list' if view.state.cards else 'grid_view'}")
+        view.render.refresh()
+
+    def update_bulk_bar() -> None:
+        count = len(view.selected_ids())
+        bulk_bar.set_visibility(count > 0)
+        bulk_label.text = f"{count} selected"
+
+    view.on_loaded.append(update_bulk_bar)
 
     with frame("Library", user, csrf_token(request)):
-        ui.label("Your library").classes("text-2xl font-semibold")
-        with ui.row().classes("w-full items-center gap-2 no-wrap"):
+        if notice:
+            ui.notify(notice, type="positive")
+        if error:
+            ui.notify(error, type="negative", multi_line=True)
+        with ui.row().classes("w-full items-end justify-between"):
+            ui.label("Your library").classes("text-2xl font-semibold")
+        with ui.row().classes("w-full items-center gap-2 max-sm:flex-col max-sm:items-stretch"):
             link = (
                 ui.input("Paste a Spotify track, album or playlist link, or any audio link")
                 .props("outlined dense clearable")
-                .classes("grow")
+                .classes("grow min-w-0")
                 .on("keydown.enter", on_import)
                 .mark("import-link")
             )
-            quality = (
-                ui.select(QUALITIES, value=await _default_quality(user), label="Quality")
-                .props("outlined dense")
-                .classes("w-44")
-            )
-            ui.button("Import", on_click=on_import).props("color=primary unelevated").mark("import")
-        await spotify_panel(user, quality.value, QUALITIES, lambda: track_table.refresh())
+            with ui.row().classes("gap-2 no-wrap items-center"):
+                quality = (
+                    ui.select(QUALITIES, value=await _default_quality(user), label="Quality")
+                    .props("outlined dense")
+                    .classes("w-48 max-sm:grow")
+                )
+                import_button = ui.button("Import", on_click=on_import).props("color=primary unelevated").mark(
+                    "import")
+        await spotify_panel(user, quality.value, QUALITIES, lambda: background_tasks.create(view.load()))
         ui.upload(
-            label="Drop audio files here (WAV, FLAC, MP3, OGG, M4A)",
+            label="Drop audio files here, or click + (WAV, FLAC, MP3, OGG, M4A)",
             multiple=True,
             auto_upload=True,
             max_file_size=get_settings().max_upload_mb * 1024 * 1024,
             on_upload=on_upload,
-        ).props('accept="audio/*,.flac,.m4a"').classes("w-full").mark("upload")
-        ui.input("Search title or artist", on_change=on_search).props("outlined dense clearable debounce=300").classes(
-            "w-full"
-        ).mark("search")
-        await track_table()
+        ).props('accept="audio/*,.flac,.m4a" flat bordered').classes("w-full sf-upload").mark("upload")
+
+        with ui.row().classes("w-full items-center gap-2 flex-wrap").mark("library-toolbar"):
+            search = ui.input("Search title or artist", on_change=lambda e: changed(search=e.value or "")).props(
+                "outlined dense clearable debounce=300").classes("w-52 max-sm:w-full").mark("search")
+            ui.select(SORTS, value=q.sort, label="Sort by",
+                      on_change=lambda e: changed(sort=e.value, descending=e.value == "created_at")).props(
+                "outlined dense").classes("w-32").mark("sort")
+            status = ui.select(STATUSES, value=None, label="Status", clearable=True,
+                               on_change=lambda e: changed(status=e.value)).props("outlined dense").classes(
+                "w-36").mark("status-filter")
+            bpm_min = ui.number("BPM from", min=20, max=300, on_change=lambda e: changed(bpm_min=number(e.value))) \
+                .props("outlined dense debounce=400").classes("w-24").mark("bpm-min")
+            bpm_max = ui.number("BPM to", min=20, max=300, on_change=lambda e: changed(bpm_max=number(e.value))) \
+                .props("outlined dense debounce=400").classes("w-24").mark("bpm-max")
+            key = ui.select(key_options(), value=None, label="Key", clearable=True, with_input=True,
+                            on_change=lambda e: changed(key=e.value)).props("outlined dense").classes("w-32").mark(
+                "key-filter")
+            compatible = ui.select(key_options(), value=None, label="Mixes with", clearable=True, with_input=True,
+                                   on_change=lambda e: changed(compatible_with=e.value)).props(
+                "outlined dense").classes("w-36").tooltip(
+                "Harmonically compatible keys: the same Camelot number, one step either way, or the relative "
+                "major/minor").mark("compatible-filter")
+            ui.button(icon="filter_alt_off", on_click=clear_filters).props("flat round dense").tooltip(
+                "Clear the filters")
+            ui.space()
+            view_button = ui.button(icon="grid_view", on_click=toggle_view).props("flat round dense").tooltip(
+                "Rows or cards").mark("view-toggle")
+
+        with ui.row().classes("w-full items-center gap-2 rounded px-3 py-1 bg-violet-100 dark:bg-violet-950") \
+                .mark("bulk-bar") as bulk_bar:
+            bulk_label = ui.label("").classes("font-medium")
+            ui.space()
+            ui.button("Analyse", icon="insights", on_click=lambda: act("analyse", view.selected_ids())).props(
+                "flat dense").mark("bulk-analyse")
+            ui.button("Separate…", icon="call_split", on_click=lambda: act("separate", view.selected_ids())).props(
+                "flat dense").mark("bulk-separate")
+            ui.button("Delete…", icon="delete", on_click=lambda: act("delete", view.selected_ids())).props(
+                "flat dense color=negative").mark("bulk-delete")
+        bulk_bar.set_visibility(False)
+
+        await view.load()
+        view.render()
+        view.follow()
         with ui.expansion("Recent jobs", value=True).classes("w-full"):
-            await jobs_view(user.id, limit=8, on_finished=lambda _e: track_table.refresh())
+            await jobs_view(user.id, limit=8)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -16,16 +16,21 @@ from core.spotify import sign_in
 from data.db import session_scope
 from data.models import User
 from ui.session import csrf_token, page_user
-from ui.theme import frame
+from ui.theme import (
+    ERROR_BOX,
+    MUTED,
+    NOTICE_BOX,
+    OK_TEXT,
+    PANEL_BORDER,
+    QUALITY_LABELS,
+    SPOTIFY_GREEN,
+    WARNING_TEXT,
+    frame,
+)
 
 ENGINES = {"local": "Local (Demucs)", "lalalai": "lalal.ai cloud"}
 MODELS = ["htdemucs", "htdemucs_ft", "htdemucs_6s", "mdx_extra"]
-QUALITIES = {
-    "lossless": "Lossless (FLAC)",
-    "high": "High (320 kbps)",
-    "medium": "Medium (192 kbps)",
-    "low": "Low (128 kbps)",
-}
+QUALITIES = QUALITY_LABELS
 
 
 async def _save(user: User, changes: dict) -> dict | None:
@@ -47,14 +52,15 @@ async def _tokens_section(user: User) -> None:
         async with session_scope() as db:
             rows = await accounts.list_tokens(db, user)
         if not rows:
-            ui.label("No API tokens yet.").classes("text-gray-600")
+            ui.label("No API tokens yet.").classes(MUTED)
         for row in rows:
             with (
-                ui.row().classes("items-center justify-between w-full border-b border-gray-200 py-1").mark("token-row")
+                ui.row().classes(f"items-center justify-between w-full border-b {PANEL_BORDER} py-1")
+                .mark("token-row")
             ):
                 ui.label(row.name or "(unnamed)").classes("font-medium")
-                ui.label(f"{row.prefix}…").classes("font-mono text-sm text-gray-600")
-                ui.label(f"created {row.created_at:%Y-%m-%d %H:%M} UTC").classes("text-sm text-gray-600")
+                ui.label(f"{row.prefix}…").classes(f"font-mono text-sm {MUTED}")
+                ui.label(f"created {row.created_at:%Y-%m-%d %H:%M} UTC").classes(f"text-sm {MUTED}")
                 ui.button("Revoke", on_click=lambda r=row.id: revoke(r)).props("flat color=negative dense")
 
     async def revoke(token_id: uuid.UUID) -> None:
@@ -69,7 +75,7 @@ async def _tokens_section(user: User) -> None:
         name.value = ""
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
             ui.label("Your new API token").classes("text-lg font-semibold")
-            ui.label("Copy it now: it is shown only this once.").classes("text-sm text-gray-600")
+            ui.label("Copy it now: it is shown only this once.").classes(f"text-sm {MUTED}")
             ui.input(value=issued.token).props("readonly outlined").classes("w-[28rem] font-mono").mark("new-token")
             with ui.row():
                 ui.button("Copy", on_click=lambda: ui.clipboard.write(issued.token)).props("outline")
@@ -80,7 +86,7 @@ async def _tokens_section(user: User) -> None:
     with ui.card().classes("w-full gap-3"):
         ui.label("API tokens").classes("text-lg font-semibold")
         ui.label("Use a token as 'Authorization: Bearer <token>' to call the REST API.").classes(
-            "text-sm text-gray-600"
+            f"text-sm {MUTED}"
         )
         with ui.row().classes("items-center gap-2"):
             name = ui.input("Token name", placeholder="e.g. laptop script").props("outlined dense").mark("token-name")
@@ -100,7 +106,7 @@ async def settings_page(request: Request, notice: str = "", error: str = ""):
         ui.label("Settings").classes("text-2xl font-semibold")
         with ui.card().classes("w-full gap-3"):
             ui.label("Profile and defaults").classes("text-lg font-semibold")
-            ui.label(f"Signed in as {user.email}").classes("text-sm text-gray-600")
+            ui.label(f"Signed in as {user.email}").classes(f"text-sm {MUTED}")
             display = (
                 ui.input("Display name", value=current["display_name"])
                 .props("outlined dense")
@@ -136,9 +142,9 @@ async def settings_page(request: Request, notice: str = "", error: str = ""):
             ).props("color=primary unelevated").mark("save-profile")
 
         if notice:
-            ui.label(notice).classes("text-green-900 bg-green-50 rounded px-3 py-2 w-full").mark("notice")
+            ui.label(notice).classes(NOTICE_BOX).mark("notice")
         if error:
-            ui.label(error).classes("text-red-700 bg-red-50 rounded px-3 py-2 w-full").mark("error")
+            ui.label(error).classes(ERROR_BOX).mark("error")
         _password_card(user, has_password=current["has_password"])
         await _spotify_card(user, current)
 
@@ -154,7 +160,7 @@ async def _lalalai_section(user: User, masked: str | None) -> None:
         ui.label(
             "Your lalal.ai license key lets StemForge separate tracks on lalal.ai (engine 'lalal.ai cloud'). "
             "It is stored encrypted and never shown in full again."
-        ).classes("text-sm text-gray-600")
+        ).classes(f"text-sm {MUTED}")
         stored = ui.label(f"Stored key: {masked}" if masked else "No key stored.").mark("lalalai-stored")
         key = (
             ui.input("License key", password=True)
@@ -185,7 +191,7 @@ def _password_card(user: User, *, has_password: bool) -> None:
         ui.label("Password").classes("text-lg font-semibold")
         if not has_password:
             ui.label("This account was made with Spotify and has no password yet. Set one to log in with your "
-                     f"e-mail ({user.email}) as well.").classes("text-sm text-gray-600")
+                     f"e-mail ({user.email}) as well.").classes(f"text-sm {MUTED}")
         cur = None
         if has_password:
             cur = ui.input("Current password", password=True).props("outlined dense autocomplete=current-password")
@@ -193,12 +199,17 @@ def _password_card(user: User, *, has_password: bool) -> None:
             "new-password")
 
         async def change() -> None:
+            if not (new.value or ""):
+                ui.notify("Enter the new password first", type="warning")
+                return
             changes = {"new_password": new.value}
             if cur is not None:
                 changes["current_password"] = cur.value
             if await _save(user, changes) is not None:
-                # The password change signed out every browser, this one too: sign in again.
-                ui.navigate.to("/users/log-in?next=/users/settings")
+                # The password change signed out every browser, this one too: sign in again with it.
+                ui.navigate.to("/users/log-in?" + urlencode({
+                    "next": "/users/settings", "email": user.email,
+                    "notice": "Password saved. Every browser was signed out: log in with the new password."}))
 
         ui.button("Change password" if has_password else "Set password", on_click=change).props("outline").mark(
             "change-password")
@@ -212,19 +223,19 @@ async def _spotify_card(user: User, current: dict) -> None:
             ui.label(
                 "Spotify is not set up on this server: set STEMFORGE_SPOTIFY_CLIENT_ID and "
                 "STEMFORGE_SPOTIFY_CLIENT_SECRET (see the README, section Spotify)."
-            ).classes("text-amber-800")
+            ).classes(WARNING_TEXT)
             return
         linked = current["spotify_account"]
         if linked is None:
             ui.label("Link your Spotify account to sign in with it and to import your playlists and Liked Songs "
-                     "from the library page.").classes("text-sm text-gray-600")
-            ui.button("Link Spotify", icon="link").props('color=positive unelevated href="/auth/spotify"').mark(
-                "link-spotify")
+                     "from the library page.").classes(f"text-sm {MUTED}")
+            ui.button("Link Spotify", icon="link", color=SPOTIFY_GREEN).props(
+                'unelevated text-color=white href="/auth/spotify"').mark("link-spotify")
             return
-        ui.label(f"Linked to the Spotify account {linked}.").classes("text-green-800").mark("spotify-linked")
+        ui.label(f"Linked to the Spotify account {linked}.").classes(OK_TEXT).mark("spotify-linked")
         ui.label("StemForge reads your profile, playlists and Liked Songs; it never changes them. Unlinking "
                  "deletes the stored access; to revoke it at Spotify too, remove StemForge under "
-                 "spotify.com > Account > Apps.").classes("text-sm text-gray-600")
+                 "spotify.com > Account > Manage apps.").classes(f"text-sm {MUTED}")
 
         async def unlink() -> None:
             try:
@@ -237,4 +248,11 @@ async def _spotify_card(user: User, current: dict) -> None:
                 return
             ui.navigate.to("/users/settings?notice=" + quote("Spotify unlinked."))
 
-        ui.button("Unlink Spotify", on_click=unlink).props("flat color=negative").mark("unlink-spotify")
+        with ui.dialog() as confirm, ui.card().classes("gap-3"):
+            ui.label(f"Unlink the Spotify account {linked}?").classes("text-lg font-semibold")
+            ui.label("StemForge deletes its access to your Spotify. Tracks you imported stay in the library.").classes(
+                f"text-sm {MUTED}")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Keep it", on_click=confirm.close).props("flat")
+                ui.button("Unlink", on_click=unlink).props("color=negative unelevated").mark("confirm-unlink")
+        ui.button("Unlink Spotify", on_click=confirm.open).props("flat color=negative").mark("unlink-spotify")

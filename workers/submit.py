@@ -17,7 +17,7 @@ from core import jobs, lalalai_account, processing, spotify, tracks
 from core.analysis import parse_features
 from core.analysis.sources import audio_source
 from core.downloader import DEFAULT_QUALITY, title_from_url
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput, NotFound
 from core.events import EventLog
 from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL
 from core.settings import Settings
@@ -188,3 +188,57 @@ async def submit_spotify_import(session: AsyncSession, events: EventLog, user_id
     rows = await spotify.save_tracks(session, user_id, chosen)
     created = await submit_library_downloads(session, events, user_id, rows, quality=quality) if download else []
     return rows, created
+
+
+async def retry_job(session: AsyncSession, events: EventLog, user_id: uuid.UUID, settings: Settings,
+                    job_id: uuid.UUID) -> Job:
+    """Start a failed or cancelled job again: a new ``queued`` job of the same kind, on the same track, with
+    the same parameters, whose ``params["retry_of"]`` names the old one (which stays as it was).
+
+    The new job goes through the checks a new one of its kind goes through: a separation needs the track's
+    audio (Conflict ``audio_not_ready``), a known model and engine, and for lalal.ai a stored key (401); an
+    analysis needs its track's audio or its stem; a download's links must still be http(s) links. Someone
+    else's job is NotFound; a job that is not failed or cancelled is Conflict ``job_not_retryable``; one
+    whose retry is still running is Conflict ``job_already_retried``; one whose track or stem is gone is
+    Conflict ``job_source_gone``."""
+    old = await jobs.job_to_retry(session, user_id, job_id)
+    params = {k: v for k, v in (old.params or {}).items() if k != jobs.RETRY_OF}
+    if old.track_id is not None:
+        track = await session.get(Track, old.track_id)
+        if track is None or track.user_id != user_id:
+            raise Conflict("The track of this job no longer exists; there is nothing to retry",
+                           code="job_source_gone")
+    if old.kind == "download":
+        if old.track_id is None:
+            raise Conflict("This download has no track to fill; start a new download", code="job_source_gone")
+        if params.get("spotify_id"):
+            source = params.get("source_url")
+            params["source_url"] = _check_source(str(source), settings) if source else None
+        else:
+            params["url"] = _check_url(str(params.get("url") or ""))
+    elif old.kind == processing.KIND:
+        if old.track_id is None:
+            raise Conflict("This separation has no track; start a new one", code="job_source_gone")
+        model, engine = processing.check_choice(str(params.get("model") or DEFAULT_MODEL),
+                                                str(params.get("engine") or DEFAULT_ENGINE))
+        await tracks.track_with_audio(session, user_id, old.track_id, "separate")
+        if engine == processing.LALALAI:
+            await lalalai_account.license_key(session, user_id, settings)
+        params = processing.job_params(model, engine)  # lalal.ai's task, minutes and key belong to the old one
+    else:
+        features = parse_features(params.get("features"))
+        stem_id = params.get("stem_id")
+        try:
+            source = await audio_source(session, user_id, track_id=None if stem_id else old.track_id,
+                                        stem_id=uuid.UUID(str(stem_id)) if stem_id else None)
+        except (NotFound, ValueError) as exc:
+            what = "stem" if stem_id else "track"
+            raise Conflict(f"The {what} this analysis measured no longer exists; there is nothing to retry",
+                           code="job_source_gone") from exc
+        params = {"features": list(features)}
+        if source.stem is not None:
+            params["stem_id"] = str(source.stem.id)
+    params[jobs.RETRY_OF] = str(old.id)
+    job = await jobs.create_job(session, events, user_id, old.kind, old.track_id, params)
+    await enqueue_async(old.kind, job.id)
+    return job

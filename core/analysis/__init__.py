@@ -13,10 +13,11 @@ way they are. The result is a JSON-ready dict:
 * key: ``key`` ("A minor", "F# major" or None), ``key_confidence`` (0..1: the best key's share of a
   probability spread over the 24 keys, low where keys compete), ``key_candidates`` (the three best
   keys with their probability);
-* energy: ``energy`` (0..1, independent of gain), ``zero_crossing_rate`` (mean, per sample);
+* energy: ``energy`` (0..1, independent of gain), ``zero_crossing_rate`` (mean, per sample),
+  ``features.rms`` (the RMS level over time, at ``frame_rate``);
 * spectral: ``spectral_centroid``, ``spectral_rolloff``, ``spectral_bandwidth`` (mean, Hz) and
   ``spectral_contrast`` (mean dB per octave band: 0-200, 200-400, 400-800, 800-1600, 1600-3200,
-  3200-6400 Hz and 6400 Hz-Nyquist);
+  3200-6400 Hz and 6400 Hz-Nyquist), ``features.centroid`` (the centroid over time, Hz, at ``frame_rate``);
 * mfcc / chroma: ``features.mfcc`` (13 x frames), ``features.chroma`` (12 x frames, C first),
   averaged down to ``frame_rate`` (at most 2) frames a second;
 * structure: ``beats_per_bar``, ``downbeats`` (s), ``sections`` and ``loops`` (structure.py).

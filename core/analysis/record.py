@@ -2,7 +2,9 @@
 can sort and filter by tempo, key and energy), everything else in its JSON ``data`` column.
 
 ``to_row`` is what a job handler calls after ``analyze``; ``to_result`` rebuilds the exact dict
-``analyze`` returned, for the API and the export.
+``analyze`` returned, for the API and the export. ``track_summary`` is what a track-level result changes
+in the library's summary on the track row (``Track.tempo``, ``musical_key``, ``key_confidence``,
+``energy``, ``analysed_at``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from data.models import AnalysisResult
+from data.models import AnalysisResult, Track
+
+# The track's summary columns, each fed by the result field of the same name (``key``: ``musical_key``).
+SUMMARY: dict[str, str] = {"tempo": "tempo", "key": "musical_key", "key_confidence": "key_confidence",
+                           "energy": "energy"}
 
 # Result fields kept in typed columns of the same name.
 COLUMNS: tuple[str, ...] = (
@@ -36,3 +42,21 @@ def to_result(row: AnalysisResult) -> dict[str, Any]:
     result = {name: getattr(row, name) for name in COLUMNS if name in present}
     result.update(data)
     return result
+
+
+def track_summary(row: AnalysisResult) -> dict[str, Any]:
+    """What ``row`` (a saved analysis of the track itself, ``stem_id`` None) sets on its ``Track``: the
+    fields it measured (a partial analysis leaves the others as an earlier one measured them) and
+    ``analysed_at``. Empty for a stem's analysis: the drums' tempo is not the track's."""
+    if row.stem_id is not None:
+        return {}
+    present = (row.data or {}).get("scalar_fields", list(COLUMNS))
+    values: dict[str, Any] = {column: getattr(row, field) for field, column in SUMMARY.items() if field in present}
+    values["analysed_at"] = row.created_at
+    return values
+
+
+def apply_summary(track: Track, row: AnalysisResult) -> None:
+    """Copy ``track_summary(row)`` onto ``track`` (the caller commits both in one transaction)."""
+    for name, value in track_summary(row).items():
+        setattr(track, name, value)

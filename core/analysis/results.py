@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.analysis import record
 from core.errors import NotFound
-from data.models import AnalysisResult
+from data.models import AnalysisResult, Track
 
 
 async def save(session: AsyncSession, result: dict[str, Any], *, user_id: uuid.UUID, track_id: uuid.UUID,
@@ -23,6 +23,11 @@ async def save(session: AsyncSession, result: dict[str, Any], *, user_id: uuid.U
     """Store ``result`` (as ``core.analysis.analyze`` returned it): typed columns plus JSON."""
     row = record.to_row(result, user_id=user_id, track_id=track_id, stem_id=stem_id, job_id=job_id)
     session.add(row)
+    if stem_id is None:  # the library's summary on the track, in the same transaction
+        track = await session.get(Track, track_id)
+        if track is not None:
+            record.apply_summary(track, row)
+            session.add(track)
     await session.commit()
     return row
 

@@ -8,9 +8,9 @@ constant-Q transform for chroma and key (pitch needs a log-frequency axis the 20
 cannot resolve in the bass); its tuning offset is estimated from the STFT. Each intermediate is
 computed lazily, only when a requested feature needs it, and at most once.
 
-Frame-wise arrays (MFCC, chroma) are averaged over blocks of frames down to at most
-``MAX_FRAME_RATE`` frames a second, so a 10-minute track's result stays a few hundred KB; the
-rate is reported as ``frame_rate``.
+Frame-wise arrays (MFCC, chroma, and the RMS and spectral centroid curves that come with the energy and
+spectral features) are averaged over blocks of frames down to at most ``MAX_FRAME_RATE`` frames a second,
+so a 10-minute track's result stays a few hundred KB; the rate is reported as ``frame_rate``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from core.analysis import key as key_mod
 from core.analysis import structure as structure_mod
 from core.analysis import tempo as tempo_mod
 from core.analysis.decode import load_mono
-from core.analysis.features import FRAME_FEATURES, parse_features
+from core.analysis.features import parse_features
 from core.progress import BadInput, ProgressFn, no_progress
 
 SAMPLE_RATE = 22050
@@ -64,6 +64,7 @@ class _Spectrogram:
     rms: np.ndarray  # (frames,)
     tuning_frames: np.ndarray  # (1 + N_FFT // 2, <= _TUNING_FRAMES) magnitude columns spread over the track
     spectral_sums: dict[str, Any] | None  # centroid, rolloff, bandwidth (Hz summed over frames), contrast (7,)
+    centroid: np.ndarray | None  # (frames,) spectral centroid (Hz) per frame, with the spectral sums
 
 
 def _padded_segment(y: np.ndarray, first: int, end: int, frame_length: int, mode: str) -> np.ndarray:
@@ -101,6 +102,7 @@ class _Signal:
         picked: list[np.ndarray] = []
         sums: dict[str, Any] | None = ({"centroid": 0.0, "rolloff": 0.0, "bandwidth": 0.0, "contrast": np.zeros(7)}
                                       if self.spectral else None)
+        centroids = np.empty(total, dtype=np.float32) if self.spectral else None
         for first in range(0, total, _BLOCK_FRAMES):
             end = min(total, first + _BLOCK_FRAMES)
             segment = _padded_segment(self.y, first, end, N_FFT, "constant")
@@ -113,10 +115,12 @@ class _Signal:
                 kw = {"S": magnitude, "sr": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH}
                 centroid = librosa.feature.spectral_centroid(**kw)
                 sums["centroid"] += float(centroid.sum())
+                assert centroids is not None
+                centroids[first:end] = centroid[0]
                 sums["rolloff"] += float(librosa.feature.spectral_rolloff(**kw).sum())
                 sums["bandwidth"] += float(librosa.feature.spectral_bandwidth(**kw, centroid=centroid).sum())
                 sums["contrast"] += librosa.feature.spectral_contrast(**kw).sum(axis=1)
-        return _Spectrogram(mel, rms, np.concatenate(picked, axis=1), sums)
+        return _Spectrogram(mel, rms, np.concatenate(picked, axis=1), sums, centroids)
 
     @property
     def mel_power(self) -> np.ndarray:
@@ -226,7 +230,7 @@ def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_pr
     for i, feature in enumerate(wanted):
         progress(20 + 75 * i / len(wanted), f"measuring {feature}")
         getattr(run, feature)()
-    if any(f in FRAME_FEATURES for f in wanted):
+    if "features" in run.result:
         run.result["frame_rate"] = round(FPS / _pool_factor(), 4)
     run.result["notes"] = run.notes
     progress(100, "analysis complete")
@@ -252,6 +256,11 @@ class _Run:
 
     def _frames(self, name: str, frames: np.ndarray, decimals: int) -> None:
         self.result.setdefault("features", {})[name] = _rows(_pool(frames, _pool_factor()), decimals)
+
+    def _curve(self, name: str, values: np.ndarray, decimals: int) -> None:
+        """One value per frame (RMS, centroid) as a flat list at ``frame_rate``, under ``features``."""
+        self._frames(name, values[np.newaxis, :], decimals)
+        self.result["features"][name] = self.result["features"][name][0]
 
     def _beats(self) -> np.ndarray | None:
         """Beat times (s), or None without a tempo (with the reason in ``self.beat_note``); computed once."""
@@ -321,6 +330,7 @@ class _Run:
             return
         self.result["energy"] = round(energy_mod.energy(self.sig.rms, self.sig.onset_env), 4)
         self.result["zero_crossing_rate"] = round(self.sig.zero_crossing_rate, 5)
+        self._curve("rms", self.sig.rms, 5)
 
     def spectral(self) -> None:
         if self.silent:
@@ -335,6 +345,8 @@ class _Run:
         self.result["spectral_rolloff"] = round(sums["rolloff"] / total, 2)
         self.result["spectral_bandwidth"] = round(sums["bandwidth"] / total, 2)
         self.result["spectral_contrast"] = np.round(sums["contrast"] / total, 3).tolist()
+        assert self.sig.spectrogram.centroid is not None
+        self._curve("centroid", self.sig.spectrogram.centroid, 1)
 
     def mfcc(self) -> None:
         self._frames("mfcc", self.sig.mfcc, 2)

@@ -10,12 +10,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from core import security
 from core.api import socket as job_socket
-from core.api.deps import SESSION_COOKIE, CurrentUser
+from core.api.deps import SESSION_COOKIE, api_user
 from core.api.errors import install_error_handlers
 from core.api.middleware import RateLimitHeaders, SessionMiddleware, UploadSizeLimit
 from core.api.routes import (
@@ -57,15 +60,44 @@ Success bodies are `{"data": ...}`; errors are `{"error": "...", "code": "..."}`
 """
 
 
+API_CATCH_ALL = "/api/{path:path}"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the app's other routes answer on this request's path (none: the path is unknown)."""
+    scope = {**request.scope, "method": "\x00"}  # no route takes this method: every path match is partial
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path != API_CATCH_ALL:
+            match, _ = route.matches(scope)
+            if match is Match.PARTIAL:
+                allowed.update(route.methods or ())
+    return sorted(allowed)
+
+
 def _api_not_found_router() -> APIRouter:
-    """Unknown /api paths answer the JSON envelope (after auth), not the page app's HTML 404."""
+    """/api requests no route takes answer the JSON envelope (after auth), not the page app's HTML 404:
+    405 ``method_not_allowed`` with an ``Allow`` header for a method the path does not take (any method:
+    PUT on a GET-only path, TRACE, QUERY ...), 404 ``not_found`` for a path that does not exist.
+
+    A plain Starlette route (``methods=None`` takes every method), last in the app's routes."""
     router = APIRouter(include_in_schema=False)
 
-    @router.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    async def api_not_found(path: str, user: CurrentUser) -> None:
-        raise NotFound("endpoint")
-
+    router.routes.append(Route(API_CATCH_ALL, _ApiNotFound(), methods=None, include_in_schema=False))
     return router
+
+
+class _ApiNotFound:
+    """The catch-all's endpoint, an ASGI app: Starlette gives a plain function endpoint GET only."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        await api_user(request)
+        allowed = _allowed_methods(request)
+        if allowed:
+            raise StarletteHTTPException(405, f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                                         headers={"Allow": ", ".join(allowed)})
+        raise NotFound("endpoint")
 
 
 def _openapi_with_envelope(app: FastAPI) -> None:

@@ -80,11 +80,17 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return envelope(422, f"Invalid request: {first[0]}: {first[1]}", "validation_error", details=details)
 
 
+# FastAPI's words for a body it cannot decode (not UTF-8 text, a broken multipart form).
+_BODY_UNREADABLE = "There was an error parsing the body"
+
+
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 404:
         message = "not found"
+    elif exc.status_code == 400 and message == _BODY_UNREADABLE:
+        message = "The request body could not be read: send JSON as UTF-8 text (or a well-formed multipart form)"
     return envelope(exc.status_code, message, code, headers=getattr(exc, "headers", None))
 
 

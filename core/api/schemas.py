@@ -13,6 +13,13 @@ from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL, ENGINES, MODE
 
 T = TypeVar("T")
 
+CAMELOT_PATTERN = r"^(1[0-2]|[1-9])[AB]$"
+# What POST /api/download/track takes (workers/submit.py): an http(s) URL with a host, any case, around spaces ...
+HTTP_URL_PATTERN = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]"
+# ... or, for ``url``, a Spotify link: a spotify: URI, or a spotify.com / spotify.link address without a scheme.
+DOWNLOAD_URL_PATTERN = (r"^\s*(?:[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]|[Ss][Pp][Oo][Tt][Ii][Ff][Yy]:"
+                        r"|(?:[A-Za-z0-9-]+\.)*spotify\.(?:com|link)/)")
+
 
 class Envelope(BaseModel, Generic[T]):
     data: T
@@ -23,6 +30,14 @@ class ErrorOut(BaseModel):
     code: str = Field(description="Stable snake_case code for programs")
     details: dict[str, Any] | None = Field(default=None, description="Per-field messages (validation errors)")
     retry_after: int | None = Field(default=None, description="Seconds until a rate limit frees up")
+
+
+# The 400 every route that reads a request body can answer (core/api/errors.py): a JSON body that is not
+# UTF-8 text, or a multipart form that cannot be parsed. Valid text that is not valid JSON answers 422.
+BAD_BODY: dict[int | str, dict[str, Any]] = {400: {
+    "model": ErrorOut,
+    "description": "bad_request: the body could not be read (not UTF-8 text, or a malformed multipart form)",
+}}
 
 
 class PageMeta(BaseModel):
@@ -51,10 +66,44 @@ class TrackOut(BaseModel):
     file_size: int | None = None
     created_at: datetime
     updated_at: datetime
+    # The library's summary (beside the spec's fields): the newest measured values of the track's own
+    # analyses (its stems' analyses aside), whether it has stems.
+    tempo: float | None = Field(default=None, description="Tempo in BPM; null until analysed (or none found)")
+    key: str | None = Field(default=None, description='Musical key, e.g. "A minor", "F# major"; null until analysed '
+                            "(or no tonal centre found)", examples=["A minor"])
+    camelot: str | None = Field(default=None, pattern=CAMELOT_PATTERN, examples=["8A"],
+                                description="The key's Camelot wheel code (1A-12B; A minor, B major)")
+    key_confidence: float | None = Field(default=None, description="0-1: how sure the key estimate is")
+    energy: float | None = Field(default=None, description="0-1, independent of gain")
+    has_stems: bool = Field(default=False, description="True once a separation stored its stems")
+    analysed: bool = Field(default=False, description="True once the track itself has been analysed")
+
+
+TRACK_STATUSES_DOC = (
+    "pending: no audio yet; active: a job is queued or running; ready: audio, not separated; separated: has "
+    "stems; analysed: has an analysis; failed: its newest job failed"
+)
+
+
+class TrackActivity(BaseModel):
+    """The track's newest job: what it is doing, or how it ended."""
+
+    job_id: uuid.UUID
+    # As JobKind and JobStatus (the jobs section, further down).
+    kind: Literal["download", "processing", "analysis"]
+    status: Literal["queued", "downloading", "processing", "completed", "failed", "cancelled"]
+    progress: int = Field(ge=0, le=100)
+    message: str
+    error: str | None = None
+
+
+class TrackListItem(TrackOut):
+    activity: TrackActivity | None = Field(default=None, description="The track's newest job (GET /api/jobs/{id} "
+                                           "has all of it); null when it never had one")
 
 
 class TrackPage(BaseModel):
-    data: list[TrackOut]
+    data: list[TrackListItem]
     meta: PageMeta
 
 
@@ -137,6 +186,10 @@ class SettingsUpdate(BaseModel):
 
 JobKind = Literal["download", "processing", "analysis"]
 JobStatus = Literal["queued", "downloading", "processing", "completed", "failed", "cancelled"]
+# What ``GET /api/jobs?status=`` takes: one status, or ``active`` (queued or running) or ``running``
+# (downloading or processing).
+JobStatusFilter = Literal["queued", "downloading", "processing", "completed", "failed", "cancelled", "active",
+                          "running"]
 Quality = Literal["lossless", "high", "medium", "low"]
 
 
@@ -165,12 +218,13 @@ class JobPage(BaseModel):
 
 
 class DownloadRequest(BaseModel):
-    url: str = Field(min_length=1, max_length=2000,
-                     description="A Spotify track link (or spotify:track: URI), or any link yt-dlp understands, "
-                                 "e.g. an audio file or a video page")
+    # The patterns are documentation: workers/submit.py checks the same and answers in words (422).
+    url: str = Field(min_length=1, max_length=2000, json_schema_extra={"pattern": DOWNLOAD_URL_PATTERN},
+                     description="A Spotify track link (or spotify:track: URI), or any http(s) link yt-dlp "
+                                 "understands, e.g. an audio file or a video page")
     quality: Quality = Field(default="high", description="lossless: FLAC; high: MP3 320 kbps; medium: 192; low: 128")
     source_url: str | None = Field(
-        default=None, max_length=2000,
+        default=None, max_length=2000, json_schema_extra={"pattern": HTTP_URL_PATTERN, "format": "uri"},
         description="Spotify links only: download the audio from this link instead of searching for it "
                     "(when the search picked the wrong version, or found nothing)")
 

@@ -92,15 +92,17 @@ async def save_tracks(session: AsyncSession, user_id: uuid.UUID, tracks: list[Sp
 
 
 async def _through_linked_account(session: AsyncSession, user_id: uuid.UUID, playlist_id: str,
-                                  settings: Settings) -> SpotifyCollection | None:
+                                  settings: Settings) -> tuple[SpotifyCollection | None, bool]:
     """A playlist read with the user's own Spotify token (their private playlists, which the app's
-    client-credentials token cannot see); None when no usable account is linked."""
+    client-credentials token cannot see): ``(collection or None, whether a usable account is linked)``."""
     try:
         async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user_id) as api:
             entries = await api.playlist(playlist_id)
-    except (SpotifyNotLinked, SpotifyLinkExpired, SpotifyError):
-        return None
-    return SpotifyCollection("playlist", playlist_id, entries.name, entries.tracks, dict(entries.skipped))
+    except (SpotifyNotLinked, SpotifyLinkExpired):
+        return None, False
+    except SpotifyError:
+        return None, True
+    return SpotifyCollection("playlist", playlist_id, entries.name, entries.tracks, dict(entries.skipped)), True
 
 
 async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalog: SpotifyCatalog,
@@ -115,13 +117,16 @@ async def import_url(session: AsyncSession, user_id: uuid.UUID, url: str, catalo
     try:
         collection = await asyncio.to_thread(catalog.fetch, ref)
     except SpotifyError as exc:
-        private = None
+        private, linked = None, False
         if exc.status == 404 and ref.kind == "playlist" and settings is not None:
-            private = await _through_linked_account(session, user_id, ref.id, settings)
+            private, linked = await _through_linked_account(session, user_id, ref.id, settings)
         if private is None:
             if exc.status == 404 and ref.kind == "playlist":
-                raise SpotifyError(f"{exc.message}. If it is a private playlist, link your Spotify account in "
-                                   "Settings (Sign in with Spotify) to import it.", status=404) from exc
+                hint = ("It may be a private playlist of another Spotify account: only its owner and collaborators "
+                        "can import it." if linked else
+                        "If it is your private playlist, link your Spotify account (Settings > Link Spotify) to "
+                        "import it.")
+                raise SpotifyError(f"{exc.message}. {hint}", status=404) from exc
             raise
         collection = private
     rows = await save_tracks(session, user_id, collection.tracks)

@@ -37,6 +37,8 @@ SCOPES = ("user-read-email", "user-read-private", "playlist-read-private", "play
 
 SIGN_IN = "sign_in"
 LINK = "link"
+# The code of a refusal for a state that was used before (or never issued): a replayed callback.
+STATE_USED = "spotify_state_used"
 
 
 class SignInRefused(StemForgeError):
@@ -92,12 +94,13 @@ async def consume(session: AsyncSession, box: SecretBox, *, state: str | None, b
     row = await session.get(OAuthState, key)
     if row is None:
         raise SignInRefused("This Spotify sign-in link was already used or is unknown; start again with the "
-                            "Spotify button.")
+                            "Spotify button.", code=STATE_USED)
     # Delete before deciding anything: of two requests racing with one state, only one deletes the row.
     result = await session.exec(delete(OAuthState).where(col(OAuthState.state_hash) == key))  # type: ignore[call-overload]
     await session.commit()
     if result.rowcount != 1:
-        raise SignInRefused("This Spotify sign-in link was already used; start again with the Spotify button.")
+        raise SignInRefused("This Spotify sign-in link was already used; start again with the Spotify button.",
+                            code=STATE_USED)
     if row.expires_at < utcnow():
         raise SignInRefused("The Spotify sign-in took too long and expired; start again with the Spotify button.")
     if row.browser_hash != _sha256(browser_key):

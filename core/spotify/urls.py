@@ -41,7 +41,8 @@ REFUSED_KINDS: dict[str, tuple[str, str]] = {
     "chapter": ("audiobook chapter", "StemForge imports music, not audiobooks; " + _INSTEAD),
     "artist": ("artist", "open one of the artist's albums or a playlist and paste its link"),
     "user": ("user profile", "open one of their playlists and paste its link"),
-    "collection": ("Liked Songs", "your Liked Songs have no public link; add them to a playlist and paste its link"),
+    "collection": ("Liked Songs", "your Liked Songs have no public link: link Spotify (Settings > Link Spotify) and "
+                                  "import them from Your Spotify on the library page"),
     "genre": ("genre page", "open one of its playlists and paste its link"),
     "concert": ("concert", _INSTEAD),
     "prerelease": ("pre-release (countdown) page", "once the album is out, paste the album's link"),

@@ -53,7 +53,7 @@ class SpotifyNotLinked(Conflict):
 
     def __init__(self) -> None:
         super().__init__("No Spotify account is linked to this StemForge account: link one in Settings "
-                         "(Sign in with Spotify), then try again.")
+                         "(Link Spotify), then try again.")
 
 
 class SpotifyLinkExpired(Conflict):

@@ -19,6 +19,7 @@ from core.api.deps import CurrentUser, HeavyUser, SessionDep
 from core.api.ids import id_or_404
 from core.api.routes.jobs import job_id_of
 from core.api.schemas import (
+    BAD_BODY,
     AnalysisExport,
     AnalysisJobOut,
     AnalysisOut,
@@ -44,7 +45,7 @@ def _analysis_out(row: AnalysisResult) -> AnalysisOut:
 
 
 @router.post("/analyze", status_code=202, response_model=Envelope[JobQueued],
-             responses={**_errors, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+             responses={**BAD_BODY, **_errors, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}})
 async def analyze(body: AnalyzeRequest, request: Request, user: HeavyUser, session: SessionDep) -> Envelope[JobQueued]:
     """Enqueues an analysis of the track's audio (or, with `stem_id`, of one stem); follow it on `/socket`
     or poll `GET /api/analysis/job/{id}`. Unknown feature names answer 422 listing the allowed ones; a

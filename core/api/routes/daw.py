@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 from core.api.deps import LimitedBrowserUser, MediaUser, SessionDep, SettingsDep, StoreDep
 from core.api.ids import id_or_404
 from core.api.routes.analysis import attachment
-from core.api.schemas import Envelope, ErrorOut, RemixChange, RemixOut, RemixStepOut, RemixStepRequest
+from core.api.schemas import BAD_BODY, Envelope, ErrorOut, RemixChange, RemixOut, RemixStepOut, RemixStepRequest
 from core.daw import export as daw_export
 from core.daw import remix
 from core.daw.pcm import MAX_WINDOW_FRAMES, read_window
@@ -82,7 +82,7 @@ def _text_field(form: Any, name: str, *, required: bool) -> str | None:
     responses={200: {"content": {"audio/wav": {}}, "description": "The rendered range, 24-bit PCM, streamed",
                      "headers": {"X-Clipped-Samples": {"description": "Samples beyond full scale (clipped)",
                                                        "schema": {"type": "integer"}}}},
-               401: {"model": ErrorOut}, 403: {"model": ErrorOut, "description": "csrf_failed"},
+               **BAD_BODY, 401: {"model": ErrorOut}, 403: {"model": ErrorOut, "description": "csrf_failed"},
                404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 async def export_mix(request: Request, user: LimitedBrowserUser, session: SessionDep, store: StoreDep,
@@ -141,7 +141,8 @@ async def read_remix(track_id: str, request: Request, response: Response, user: 
     return _remix_out(state)
 
 
-@router.post("/api/daw/{track_id}/changes", response_model=Envelope[RemixOut], responses=_remix_errors)
+@router.post("/api/daw/{track_id}/changes", response_model=Envelope[RemixOut],
+             responses={**BAD_BODY, **_remix_errors})
 async def change_remix(track_id: str, body: RemixChange, user: MediaUser, session: SessionDep,
                        store: StoreDep) -> Envelope[RemixOut]:
     """Applies one change (one step of undo): the whole new `manifest`, or a JSON Patch `patch` of the
@@ -152,7 +153,7 @@ async def change_remix(track_id: str, body: RemixChange, user: MediaUser, sessio
     return _remix_out(state)
 
 
-@router.post("/api/daw/{track_id}/undo", response_model=Envelope[RemixOut], responses=_remix_errors)
+@router.post("/api/daw/{track_id}/undo", response_model=Envelope[RemixOut], responses={**BAD_BODY, **_remix_errors})
 async def undo_remix(track_id: str, user: MediaUser, session: SessionDep,
                      body: RemixStepRequest | None = None) -> Envelope[RemixOut]:
     """Undoes the newest step (409 `nothing_to_undo` when there is none)."""
@@ -160,7 +161,7 @@ async def undo_remix(track_id: str, user: MediaUser, session: SessionDep,
                                        body.base_version if body else None))
 
 
-@router.post("/api/daw/{track_id}/redo", response_model=Envelope[RemixOut], responses=_remix_errors)
+@router.post("/api/daw/{track_id}/redo", response_model=Envelope[RemixOut], responses={**BAD_BODY, **_remix_errors})
 async def redo_remix(track_id: str, user: MediaUser, session: SessionDep,
                      body: RemixStepRequest | None = None) -> Envelope[RemixOut]:
     """Redoes the oldest undone step (409 `nothing_to_redo` when there is none)."""

@@ -23,7 +23,8 @@ _errors = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 429: {"model": Er
 
 
 @router.post("/track", status_code=202, response_model=Envelope[JobQueued],
-             responses={**_errors, 400: {"model": ErrorOut, "description": "invalid_url: a malformed Spotify link"},
+             responses={**_errors, 400: {"model": ErrorOut, "description": "invalid_url: a malformed Spotify link; "
+                                                                 "bad_request: the body is not UTF-8 text"},
                         422: {"model": ErrorOut},
                         502: {"model": ErrorOut, "description": "spotify_error: Spotify refused the request"}})
 async def download_track(body: DownloadRequest, request: Request, user: HeavyUser, session: SessionDep,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from core import lalalai_account
 from core.api.deps import CurrentUser, SessionDep, SettingsDep
-from core.api.schemas import Envelope, ErrorOut, LalalaiCancelOut, LalalaiCancelRequest, LalalaiQuotaOut
+from core.api.schemas import BAD_BODY, Envelope, ErrorOut, LalalaiCancelOut, LalalaiCancelRequest, LalalaiQuotaOut
 
 router = APIRouter(prefix="/api/lalalai", tags=["lalal.ai"])
 
@@ -33,7 +33,8 @@ async def quota(user: CurrentUser, session: SessionDep, settings: SettingsDep) -
 
 
 @router.post("/cancel", response_model=Envelope[LalalaiCancelOut],
-             responses={**_errors, 404: {"model": ErrorOut, "description": "No running task with this id"}})
+             responses={**BAD_BODY, **_errors,
+                        404: {"model": ErrorOut, "description": "No running task with this id"}})
 async def cancel(body: LalalaiCancelRequest, request: Request, user: CurrentUser, session: SessionDep,
                  settings: SettingsDep) -> Envelope[LalalaiCancelOut]:
     """Cancels one lalal.ai task: the processing job running it ends `cancelled` (its partial files are

@@ -15,6 +15,7 @@ from core import jobs
 from core.api.deps import CurrentUser, HeavyUser, SessionDep, SettingsDep
 from core.api.routes.jobs import job_id_of
 from core.api.schemas import (
+    BAD_BODY,
     Envelope,
     ErrorOut,
     ModelList,
@@ -34,7 +35,7 @@ _errors = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 429: {"model": Er
 
 
 @router.post("/separate", status_code=202, response_model=Envelope[ProcessingQueued],
-             responses={**_errors, 409: {"model": ErrorOut, "description": "audio_not_ready"},
+             responses={**BAD_BODY, **_errors, 409: {"model": ErrorOut, "description": "audio_not_ready"},
                         422: {"model": ErrorOut}})
 async def separate(body: SeparateRequest, request: Request, user: HeavyUser, session: SessionDep,
                    settings: SettingsDep) -> Envelope[ProcessingQueued]:

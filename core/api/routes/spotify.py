@@ -70,7 +70,8 @@ def _out(track: Track) -> SpotifyTrackOut:
     "/fetch",
     response_model=Envelope[FetchedTrack | FetchedTracks],
     responses={400: {"model": ErrorOut, "description": "invalid_url: not a track, album or playlist link (the "
-                                                       "message names episodes, artists, ...), or a dead share link"},
+                                                       "message names episodes, artists, ...), or a dead share link; "
+                                                       "bad_request: the body is not UTF-8 text"},
                401: {"model": ErrorOut, "description": "unauthorized (no API token, or no Spotify credentials)"},
                404: {"model": ErrorOut, "description": "spotify_error: Spotify does not know the id"},
                429: {"model": ErrorOut},

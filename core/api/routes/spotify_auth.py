@@ -49,15 +49,18 @@ def _spotify(settings: Settings) -> StarletteOAuth2App:
 
 def _page(path: str, **params: str) -> RedirectResponse:
     query = urlencode({k: v for k, v in params.items() if v})
-    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
+    joiner = "&" if "?" in path else "?"
+    return RedirectResponse(f"{path}{joiner}{query}" if query else path, status_code=303)
 
 
 @router.get("", response_class=RedirectResponse, status_code=302, dependencies=[Depends(login_limit)],
             responses={302: {"description": "To Spotify's authorize page"},
                        303: {"description": "Back to the log-in page when Spotify is not configured"}})
-async def start(request: Request, session: SessionDep, settings: SettingsDep, next: str = "/") -> RedirectResponse:  # noqa: A002
+async def start(request: Request, session: SessionDep, settings: SettingsDep,
+                next: str | None = None) -> RedirectResponse:  # noqa: A002
     """Sends the browser to Spotify to sign in (signed out) or to link the account (signed in); Spotify
-    sends it back to `/auth/spotify/callback`."""
+    sends it back to `/auth/spotify/callback`, which then goes on to `next` (a path on this site; default:
+    the library after a sign-in, the settings after a link)."""
     if not settings.spotify_client_id or not settings.spotify_client_secret:
         return _page("/users/log-in", error="Sign-in with Spotify is not set up on this server.")
     sess = browser_session(request)
@@ -67,7 +70,7 @@ async def start(request: Request, session: SessionDep, settings: SettingsDep, ne
     rv = await _spotify(settings).create_authorization_url(settings.spotify_callback_url)
     await sign_in.begin(session, SecretBox(settings.fernet_key), state=rv["state"], code_verifier=rv["code_verifier"],
                         browser_key=sess.csrf, user_id=user.id if user else None,
-                        next_path=safe_next(next) if user is None else "/users/settings",
+                        next_path=safe_next(next) if next or user is None else "/users/settings",
                         ttl_s=settings.spotify_oauth_state_ttl_s)
     return RedirectResponse(rv["url"], status_code=302)
 
@@ -118,10 +121,13 @@ async def callback(request: Request, session: SessionDep, settings: SettingsDep,
         profile = sign_in.profile_from_me(me)
         if pending.intent == sign_in.LINK and user is not None:
             await sign_in.link(session, box, user, profile, token)
-            return _page("/users/settings", notice=f"Spotify account {profile.display_name} linked.")
+            return _page(pending.next_path, notice=f"Spotify account {profile.display_name} linked.")
         signed_in, created = await sign_in.sign_in(session, box, profile, token)
     except sign_in.SignInRefused as exc:
         log.info("Spotify sign-in refused: %s", exc.message)
+        if user is not None and exc.code == sign_in.STATE_USED:
+            # Back button or a reopened callback after a finished sign-in: nothing happened, nothing is wrong.
+            return _page("/users/settings", notice="That Spotify sign-in was already completed; nothing changed.")
         return _page(failed_page, error=exc.message)
     target = "/users/settings?" + urlencode({"notice": "Welcome! You signed in with Spotify; set a password here "
                                                        "if you want to log in without it."}) if created \

@@ -7,6 +7,7 @@ Every route answers ``409 spotify_not_linked`` when the user has no Spotify acco
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -16,8 +17,9 @@ from pydantic import BaseModel, Field, model_validator
 
 from core import spotify
 from core.api.deps import CurrentUser, HeavyUser, SessionDep, SettingsDep
-from core.api.schemas import Envelope, ErrorOut, PageMeta, Quality
+from core.api.schemas import BAD_BODY, Envelope, ErrorOut, PageMeta, Quality
 from core.downloader import DEFAULT_QUALITY
+from core.errors import InvalidInput, NotFound
 from core.security import SecretBox
 from core.spotify import sign_in
 from core.spotify.metadata import SKIP_REASONS
@@ -26,12 +28,16 @@ from data.models import User
 from workers.submit import submit_spotify_import
 
 router = APIRouter(prefix="/api/spotify", tags=["spotify"])
+PLAYLIST_ID = re.compile(r"[0-9A-Za-z]{22}")
 
 _errors = {401: {"model": ErrorOut, "description": "unauthorized (no API token, or no Spotify credentials)"},
            409: {"model": ErrorOut, "description": "spotify_not_linked, or spotify_link_expired: link Spotify "
                                                    "(again) in the settings"},
+           404: {"model": ErrorOut, "description": "not_found / spotify_error: no such playlist for this account"},
+           422: {"model": ErrorOut, "description": "validation_error: a bad query parameter or body field"},
            429: {"model": ErrorOut}, 502: {"model": ErrorOut, "description": "spotify_error"},
-           503: {"model": ErrorOut, "description": "spotify_error: Spotify rate limit, see retry_after"}}
+           503: {"model": ErrorOut, "description": "spotify_error: Spotify rate limit, see retry_after"},
+           504: {"model": ErrorOut, "description": "spotify_error: Spotify did not answer in time"}}
 
 
 class AccountOut(BaseModel):
@@ -92,7 +98,7 @@ class ImportIn(BaseModel):
     source: Literal["liked", "playlist"]
     playlist_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{22}$",
                                     description="Spotify playlist id; required when source is playlist")
-    track_ids: list[str] | None = Field(default=None, max_length=10_000,
+    track_ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000,
                                         description="Only these Spotify track ids of the source; all when absent")
     quality: Quality = DEFAULT_QUALITY  # type: ignore[assignment]
     download: bool = Field(default=True, description="Queue a download for each imported track without audio")
@@ -101,6 +107,8 @@ class ImportIn(BaseModel):
     def _playlist_named(self) -> ImportIn:
         if self.source == "playlist" and not self.playlist_id:
             raise ValueError("playlist_id is required when source is 'playlist'")
+        if self.source == "liked" and self.playlist_id:
+            raise ValueError("playlist_id goes only with source 'playlist'")
         return self
 
 
@@ -172,7 +180,8 @@ async def playlists(user: CurrentUser, session: SessionDep, settings: SettingsDe
 async def playlist_tracks(playlist_id: str, user: CurrentUser, session: SessionDep,
                           settings: SettingsDep) -> Envelope[EntriesOut]:
     """Every importable track of one of the account's playlists (all pages), and what cannot be imported."""
-    spotify.parse_spotify_url(f"spotify:playlist:{playlist_id}")  # invalid_url for a malformed id
+    if not PLAYLIST_ID.fullmatch(playlist_id):
+        raise NotFound("Spotify playlist")
     async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user.id) as api:
         entries = await api.playlist(playlist_id)
     return Envelope(data=EntriesOut(name=entries.name, tracks=[_track_out(t) for t in entries.tracks],
@@ -189,13 +198,19 @@ async def liked(user: CurrentUser, session: SessionDep, settings: SettingsDep, p
 
 
 @router.post("/import", status_code=202, response_model=Envelope[ImportOut],
-             responses={**_errors, 422: {"model": ErrorOut}})
+             responses={**BAD_BODY, **_errors, 422: {"model": ErrorOut}})
 async def import_library(body: ImportIn, request: Request, user: HeavyUser, session: SessionDep,
                          settings: SettingsDep) -> Envelope[ImportOut]:
     """Adds Liked Songs or a playlist (or chosen tracks of it) to the library and queues their downloads at
     `quality`; progress comes over `/socket` like any download."""
     async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user.id) as api:
         entries = await (api.all_liked() if body.source == "liked" else api.playlist(body.playlist_id or ""))
+    if body.track_ids is not None:
+        importable = {t.spotify_id for t in entries.tracks}
+        unknown = [t for t in body.track_ids if t not in importable]
+        if unknown:
+            raise InvalidInput(f"{len(unknown)} of the track_ids are not importable tracks of {entries.name}",
+                               details={"track_ids": f"not in it, or not importable: {', '.join(unknown[:20])}"})
     rows, created = await submit_spotify_import(session, request.app.state.events, user.id, entries.tracks,
                                                 only=body.track_ids, quality=body.quality, download=body.download)
     jobs_by_track = {job.track_id: job.id for job in created}
