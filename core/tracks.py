@@ -239,17 +239,15 @@ async def list_tracks(
         where.append(col(Track.musical_key).in_(_keys("compatible_with", compatible_with, compatible=True)))
     order_by = _sort_terms(sort, order)
 
-    total_col = func.count().over().label("total_count")
+    # Two statements rather than a count(*) OVER () column: with the count beside the rows the database
+    # must sort every matching row; alone, ORDER BY ... LIMIT keeps only the top page (a heap of page_size)
+    # and the count is an index scan. About 2x faster on a 5,000-track library (bench/pages.py).
+    total = int((await session.exec(select(func.count()).select_from(Track).where(*where))).one())
     result = await session.exec(
-        select(Track, total_col).where(*where).order_by(*order_by)  # type: ignore[call-overload]
+        select(Track).where(*where).order_by(*order_by)  # type: ignore[call-overload]
         .offset((page - 1) * page_size).limit(page_size)
     )
-    found = list(result.all())
-    if found:
-        total = int(found[0][1])
-    else:
-        total = int((await session.exec(select(func.count()).select_from(Track).where(*where))).one())
-    items = [row[0] for row in found]
+    items = list(result.all()) if total else []
     activities = await _activities(session, user_id, [t.id for t in items])
     return Page([TrackRow(t, activities.get(t.id)) for t in items], page, page_size, total)
 

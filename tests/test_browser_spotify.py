@@ -105,7 +105,7 @@ def test_link_from_settings_and_import_liked_songs_while_the_token_expired(
         spotify_fake.expire_user_tokens(spotify_id)
         refreshes = spotify_fake.refresh_requests
         page.goto(server.url + "/")
-        page.get_by_text("Your Spotify").click()
+        page.get_by_text("Your Spotify ·").click()
         page.get_by_test_id("spotify-source-liked").wait_for()
         page.get_by_text("Warehouse 1995").wait_for()
         page.locator("[aria-label=private]").first.wait_for()  # the lock icon of a private playlist

@@ -92,6 +92,11 @@ def _import_notice(imported: spotify.Imported, queued: int) -> str:
     return f"{notice}; {skipped}" if skipped else notice
 
 
+# The filter menus open and close without Quasar's 300 ms fade: on a modest machine that animation alone held
+# the main thread for most of a sort's round trip (bench/pages.py), and a filter should answer at once.
+SELECT_PROPS = "outlined dense transition-show=none transition-hide=none transition-duration=0"
+
+
 @ui.page("/")
 async def library_page(request: Request, notice: str = "", error: str = ""):
     user = await page_user(request)
@@ -152,7 +157,7 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
     async def toggle_view() -> None:
         view.state.cards = not view.state.cards
         view_button.props(f"icon={'view_list' if view.state.cards else 'grid_view'}")
-        view.render.refresh()
+        view.show()
 
     def update_bulk_bar() -> None:
         count = len(view.selected_ids())
@@ -198,23 +203,24 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
                 "outlined dense clearable debounce=300").classes("w-52 max-sm:w-full").mark("search")
             ui.select(SORTS, value=q.sort, label="Sort by",
                       on_change=lambda e: changed(sort=e.value, descending=e.value == "created_at")).props(
-                "outlined dense").classes("w-32").mark("sort")
+                SELECT_PROPS).classes("w-32").mark("sort")
             status = ui.select(STATUSES, value=None, label="Status", clearable=True,
-                               on_change=lambda e: changed(status=e.value)).props("outlined dense").classes(
+                               on_change=lambda e: changed(status=e.value)).props(SELECT_PROPS).classes(
                 "w-36").mark("status-filter")
             bpm_min = ui.number("BPM from", min=20, max=300, on_change=lambda e: changed(bpm_min=number(e.value))) \
                 .props("outlined dense debounce=400").classes("w-24").mark("bpm-min")
             bpm_max = ui.number("BPM to", min=20, max=300, on_change=lambda e: changed(bpm_max=number(e.value))) \
                 .props("outlined dense debounce=400").classes("w-24").mark("bpm-max")
             key = ui.select(key_options(), value=None, label="Key", clearable=True, with_input=True,
-                            on_change=lambda e: changed(key=e.value)).props("outlined dense").classes("w-32").mark(
+                            on_change=lambda e: changed(key=e.value)).props(SELECT_PROPS).classes("w-32").mark(
                 "key-filter")
             compatible = ui.select(key_options(), value=None, label="Mixes with", clearable=True, with_input=True,
                                    on_change=lambda e: changed(compatible_with=e.value)).props(
-                "outlined dense").classes("w-36").tooltip(
+                SELECT_PROPS).classes("w-36").tooltip(
                 "Harmonically compatible keys: the same Camelot number, one step either way, or the relative "
                 "major/minor").mark("compatible-filter")
-            ui.button(icon="filter_alt_off", on_click=clear_filters).props("flat round dense").tooltip(
+            ui.button(icon="filter_alt_off", on_click=clear_filters).props(
+                'flat round dense data-testid=clear-filters aria-label="Clear the filters"').tooltip(
                 "Clear the filters")
             ui.space()
             view_button = ui.button(icon="grid_view", on_click=toggle_view).props("flat round dense").tooltip(
@@ -232,8 +238,19 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
                 "flat dense color=negative").mark("bulk-delete")
         bulk_bar.set_visibility(False)
 
-        await view.load()
         view.render()
+        await view.load()
         view.follow()
-        with ui.expansion("Recent jobs", value=True).classes("w-full"):
-            await jobs_view(user.id, limit=8)
+        # Each row's status chip follows its jobs already; the job list itself is drawn when opened.
+        jobs_drawn = False
+
+        async def open_jobs(e: events.ValueChangeEventArguments) -> None:
+            nonlocal jobs_drawn
+            if e.value and not jobs_drawn:
+                jobs_drawn = True
+                with jobs_panel:
+                    await jobs_view(user.id, limit=8)
+
+        with ui.expansion("Recent jobs", icon="history", on_value_change=open_jobs).classes("w-full").mark(
+                "recent-jobs") as jobs_panel:
+            pass
