@@ -58,6 +58,7 @@ bench: install-test services
 	bash bench/scripts/realmusic_deps.sh
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/separate.py
+	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/mixdown.py
 
 clean:
