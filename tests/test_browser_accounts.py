@@ -31,8 +31,8 @@ def test_register_upload_create_token_use_it_and_log_out(server: Server, tmp_pat
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Create account").click()
         page.wait_for_url(server.url + "/")
-        page.get_by_text("Your library").wait_for()
-        page.get_by_text("No tracks yet").wait_for()
+        page.get_by_text("Your library", exact=True).wait_for()
+        page.get_by_text("Your library is empty.").wait_for()
 
         # Dropping a file adds it to the library.
         song = write_audio(tmp_path / "Moderat - A New Error.flac", seconds=2.0)

@@ -18,7 +18,8 @@ def test_import_a_link_from_the_library(server: Server, user, audio_server) -> N
         page.get_by_label("Paste a Spotify track").fill(audio_server.url + "/slow/2/Night%20Drive.wav")
         page.get_by_role("button", name="Import").click()
         page.get_by_text("Download queued").wait_for()
-        page.locator(".q-badge", has_text="downloading").wait_for(timeout=30_000)
-        page.locator(".q-badge", has_text="completed").wait_for(timeout=60_000)
-        page.locator("td", has_text="MP3").wait_for()  # the library row now has its audio
+        # The row's status chip follows the job live: downloading, then ready with the file's format.
+        row = page.locator("[data-testid=library-table] tbody tr", has_text="Night Drive")
+        row.get_by_test_id("row-status").get_by_text("downloading").wait_for(timeout=30_000)
+        row.get_by_test_id("row-status").get_by_text("ready · MP3").wait_for(timeout=60_000)
         assert page.locator("td", has_text="Night Drive").count() == 1

@@ -341,7 +341,7 @@ def test_describe_skipped(skipped: dict[str, int], text: str) -> None:
     (12, 12, {"removed": 0, "local": 1, "episode": 1, "unavailable": 0},
      "Downloading 12 tracks of the playlist; skipped 2: 1 local file, 1 podcast episode"),
     (1, 1, no_skips(), "Downloading 1 track of the playlist"),
-    (5, 2, no_skips(), "Downloading 2 tracks of the playlist (3 already in the library)"),
+    (5, 2, no_skips(), "Downloading 2 tracks of the playlist (3 already in the library or downloading)"),
     (0, 0, {"episode": 2}, "No tracks to download in the playlist; skipped 2: 2 podcast episodes"),
 ])
 def test_library_page_notice(count: int, queued: int, skipped: dict[str, int], notice: str) -> None:

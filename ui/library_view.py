@@ -62,8 +62,12 @@ def status_chips(row: tracks.TrackRow) -> list[dict[str, str]]:
         chips.append({"label": "stems ready", "color": "positive", "tip": "Open it in the editor"})
     if row.analysed:
         chips.append({"label": "analysed", "color": "secondary", "tip": ""})
-    if row.audio_path is None and not (act is not None and act.status in (jobs.QUEUED, *jobs.RUNNING)):
+    busy = act is not None and act.status in (jobs.QUEUED, *jobs.RUNNING)
+    if row.audio_path is None and not busy:
         chips.append({"label": "no audio yet", "color": "grey-7", "tip": "Download or upload its audio"})
+    elif row.audio_path is not None and not chips:
+        fmt = (row.audio_format or "audio").upper()
+        chips.append({"label": f"ready · {fmt}", "color": "grey-7", "tip": "Its audio is here: separate or analyse it"})
     return chips
 
 
