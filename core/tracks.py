@@ -44,6 +44,8 @@ SORTS = ("created_at", "title", "artist", "duration", "bpm", "key", "energy")
 ORDERS = ("asc", "desc")
 STATUSES = ("pending", "active", "ready", "separated", "analysed", "failed")
 ACTIVE_JOB_STATUSES = ("queued", "downloading", "processing")
+# BPM bounds compare at the precision the library shows tempos (whole BPM, rounded): half a BPM either side.
+BPM_PRECISION = 0.5
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,10 @@ async def list_tracks(
     otherwise). Tracks without the value sort last either way; ties go newest first.
     Filters (all must hold): ``search`` in title or artist; ``status`` (``STATUSES``: pending = no audio
     yet, active = a job queued or running, ready = audio but no stems, separated = has stems, analysed,
-    failed = its newest job failed); ``bpm_min``/``bpm_max`` (inclusive); ``key`` (a key name or Camelot
-    code: that key); ``compatible_with`` (the key and its Camelot neighbours, ``compatible_codes``).
+    failed = its newest job failed); ``bpm_min``/``bpm_max`` (inclusive, at the whole-BPM precision lists
+    show: a track at 127.94 BPM, shown as 128, is within ``bpm_min=128``; half a BPM either side,
+    ``BPM_PRECISION``); ``key`` (a key name or Camelot code: that key); ``compatible_with`` (the key and its
+    Camelot neighbours, ``compatible_codes``).
     Raises ``InvalidInput`` whose ``details`` name the parameter for a value that is not one.
 
     Two queries for a page (rows with the total count, then the page's newest jobs), one more when the page
@@ -230,9 +234,9 @@ async def list_tracks(
     if bpm_min is not None and bpm_max is not None and bpm_min > bpm_max:
         raise _invalid("bpm_min", "must not be greater than bpm_max")
     if bpm_min is not None:
-        where.append(col(Track.tempo) >= bpm_min)
+        where.append(col(Track.tempo) >= bpm_min - BPM_PRECISION)
     if bpm_max is not None:
-        where.append(col(Track.tempo) <= bpm_max)
+        where.append(col(Track.tempo) < bpm_max + BPM_PRECISION)
     if key is not None:
         where.append(col(Track.musical_key).in_(_keys("key", key, compatible=False)))
     if compatible_with is not None:

@@ -20,7 +20,7 @@ def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path
         page.wait_for_url(f"**/tracks/{track['id']}")
         page.get_by_text("Not analysed yet.").wait_for()
 
-        page.get_by_role("button", name="Analyze").click()
+        page.get_by_role("button", name="Analyse", exact=True).first.click()  # the Actions card comes first
         page.get_by_text("Analysis queued").wait_for()
         # The job row appears and ends completed without reloading the page.
         page.locator(".q-badge", has_text="completed").wait_for(timeout=90_000)

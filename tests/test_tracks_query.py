@@ -236,6 +236,9 @@ def test_filters(server: Server, library) -> None:
     user, owner, ids = library
     assert titles(user, bpm_min=100, bpm_max=128, sort="bpm") == ["Foxtrot", "echo", "alpha"]
     assert titles(user, bpm_min=150) == ["Delta"]
+    # Bounds hold at the precision the library shows (whole BPM): 128.0 is "128" for 127.6 <= x < 128.5.
+    assert "alpha" in titles(user, bpm_min=128.4) and "alpha" in titles(user, bpm_max=127.6)
+    assert "alpha" not in titles(user, bpm_min=128.6) and "alpha" not in titles(user, bpm_max=127.4)
     assert titles(user, key="A minor") == ["alpha"]
     assert titles(user, key="8A") == ["alpha"]
     assert titles(user, key="am") == ["alpha"]

@@ -22,6 +22,7 @@ from core.settings import get_settings
 from data.db import session_scope
 from data.models import AnalysisResult, Remix, Stem, Track, User
 from ui import context
+from ui.guard import guarded
 from ui.theme import MUTED
 from workers.submit import submit_analysis, submit_processing
 
@@ -73,12 +74,19 @@ async def separate_dialog(user: User, track_ids: list[str], titles: list[str]) -
         ui.label(f"Separate {what}").classes("text-lg font-semibold")
         model = ui.select(labels, value=defaults["default_model"], label="Model").props("outlined dense").classes(
             "w-full").mark("model")
-        engine = ui.select(ENGINES, value=defaults["default_engine"], label="Engine").props(
+        engines = dict(ENGINES)
+        if not defaults.get("lalalai_key"):
+            engines["lalalai"] = "lalal.ai cloud (add your key in Settings first)"
+        engine = ui.select(engines, value=defaults["default_engine"], label="Engine").props(
             "outlined dense").classes("w-full").mark("engine")
         ui.label("htdemucs_6s adds guitar and piano; htdemucs_ft is slower and a little cleaner.").classes(
             f"text-xs {MUTED}")
 
         async def go() -> None:
+            if engine.value == "lalalai" and not defaults.get("lalalai_key"):
+                ui.notify("Add your lalal.ai license key in Settings first, or pick the local engine.",
+                          type="warning")
+                return
             dialog.close()
             done, refused = 0, []
             async with session_scope() as db:
@@ -94,7 +102,7 @@ async def separate_dialog(user: User, track_ids: list[str], titles: list[str]) -
 
         with ui.row().classes("w-full justify-end"):
             ui.button("Cancel", on_click=dialog.close).props("flat")
-            ui.button("Separate", on_click=go).props("color=primary unelevated").mark("confirm-separate")
+            ui.button("Separate", on_click=guarded(go)).props("color=primary unelevated").mark("confirm-separate")
     dialog.open()
 
 
@@ -117,7 +125,7 @@ async def delete_dialog(user: User, track_ids: list[str], titles: list[str],
     with ui.dialog() as dialog, ui.card().classes("w-[32rem] max-w-full gap-3").props("data-testid=delete-dialog"):
         what = f"“{titles[0]}”" if len(titles) == 1 else f"{len(ids)} tracks"
         ui.label(f"Delete {what}?").classes("text-lg font-semibold")
-        parts = [f"{len(ids)} track{'s' if len(ids) != 1 else ''} with their audio files"]
+        parts = ["the track with its audio file" if len(ids) == 1 else f"{len(ids)} tracks with their audio files"]
         if stems:
             parts.append(f"{stems} stem file{'s' if stems != 1 else ''}")
         if analyses:
@@ -142,5 +150,5 @@ async def delete_dialog(user: User, track_ids: list[str], titles: list[str],
 
         with ui.row().classes("w-full justify-end"):
             ui.button("Keep them" if len(ids) > 1 else "Keep it", on_click=dialog.close).props("flat")
-            ui.button("Delete", on_click=go).props("color=negative unelevated").mark("confirm-delete")
+            ui.button("Delete", on_click=guarded(go)).props("color=negative unelevated").mark("confirm-delete")
     dialog.open()

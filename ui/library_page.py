@@ -19,6 +19,7 @@ from data.db import session_scope
 from data.files import FileStore
 from data.models import User
 from ui import context, library_actions
+from ui.guard import guarded
 from ui.jobs_view import jobs_view
 from ui.library_view import SORTS, STATUSES, LibraryView, key_options
 from ui.session import csrf_token, page_user
@@ -113,11 +114,13 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
         elif action == "delete":
             await library_actions.delete_dialog(user, ids, titles, view.load)
 
-    view = LibraryView(user, act)
+    run = guarded(act)  # one gesture, one action: a double click on Delete… opens one dialog
+    view = LibraryView(user, run)
     q = view.state.query
 
     async def on_upload(e: events.UploadEventArguments) -> None:
         await _store_upload(user, e)
+        uploader.reset()  # the notification said how it went; the list of files would only grow
         await view.load()
 
     async def on_import() -> None:
@@ -137,16 +140,28 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
             await view.load()
 
     async def changed(**values: object) -> None:
+        if "sort" in values and values["sort"] == q.sort:
+            return  # the Sort by menu following a click on a column header
+        low, high = values.get("bpm_min", q.bpm_min), values.get("bpm_max", q.bpm_max)
+        if isinstance(low, float) and isinstance(high, float) and low > high:
+            ui.notify(f"“BPM from” ({low:g}) is above “BPM to” ({high:g}): swap them to see tracks.", type="warning")
+            return
         for name, value in values.items():
             setattr(q, name, value)
         q.page = 1
         await view.load()
 
+    def sort_followed() -> None:
+        if sort_select.value != q.sort:
+            sort_select.set_value(q.sort)
+
     def number(value: object) -> float | None:
+        """A BPM bound as typed; nothing (no bound) for an empty field or a value below zero."""
         try:
-            return float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+            bound = float(value) if value not in (None, "") else None  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return None
+        return bound if bound is not None and bound >= 0 else None
 
     async def clear_filters() -> None:
         for element, empty in ((search, ""), (status, None), (bpm_min, None), (bpm_max, None), (key, None),
@@ -156,8 +171,10 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
 
     async def toggle_view() -> None:
         view.state.cards = not view.state.cards
+        view.state.selected = []  # cards have no ticks: no hidden selection for the bulk bar to act on
         view_button.props(f"icon={'view_list' if view.state.cards else 'grid_view'}")
         view.show()
+        update_bulk_bar()
 
     def update_bulk_bar() -> None:
         count = len(view.selected_ids())
@@ -165,6 +182,7 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
         bulk_label.text = f"{count} selected"
 
     view.on_loaded.append(update_bulk_bar)
+    view.on_loaded.append(lambda: sort_followed())
 
     with frame("Library", user, csrf_token(request)):
         if notice:
@@ -190,7 +208,7 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
                 import_button = ui.button("Import", on_click=on_import).props("color=primary unelevated").mark(
                     "import")
         await spotify_panel(user, quality.value, QUALITIES, lambda: background_tasks.create(view.load()))
-        ui.upload(
+        uploader = ui.upload(
             label="Drop audio files here, or click + (WAV, FLAC, MP3, OGG, M4A)",
             multiple=True,
             auto_upload=True,
@@ -201,7 +219,7 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
         with ui.row().classes("w-full items-center gap-2 flex-wrap").mark("library-toolbar"):
             search = ui.input("Search title or artist", on_change=lambda e: changed(search=e.value or "")).props(
                 "outlined dense clearable debounce=300").classes("w-52 max-sm:w-full").mark("search")
-            ui.select(SORTS, value=q.sort, label="Sort by",
+            sort_select = ui.select(SORTS, value=q.sort, label="Sort by",
                       on_change=lambda e: changed(sort=e.value, descending=e.value == "created_at")).props(
                 SELECT_PROPS).classes("w-32").mark("sort")
             status = ui.select(STATUSES, value=None, label="Status", clearable=True,
@@ -216,25 +234,25 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
                 "key-filter")
             compatible = ui.select(key_options(), value=None, label="Mixes with", clearable=True, with_input=True,
                                    on_change=lambda e: changed(compatible_with=e.value)).props(
-                SELECT_PROPS).classes("w-36").tooltip(
+                SELECT_PROPS).classes("w-44").tooltip(
                 "Harmonically compatible keys: the same Camelot number, one step either way, or the relative "
                 "major/minor").mark("compatible-filter")
             ui.button(icon="filter_alt_off", on_click=clear_filters).props(
                 'flat round dense data-testid=clear-filters aria-label="Clear the filters"').tooltip(
                 "Clear the filters")
             ui.space()
-            view_button = ui.button(icon="grid_view", on_click=toggle_view).props("flat round dense").tooltip(
-                "Rows or cards").mark("view-toggle")
+            view_button = ui.button(icon="grid_view", on_click=toggle_view).props(
+                'flat round dense aria-label="Show as rows or cards"').tooltip("Rows or cards").mark("view-toggle")
 
         with ui.row().classes("w-full items-center gap-2 rounded px-3 py-1 bg-violet-100 dark:bg-violet-950") \
                 .mark("bulk-bar") as bulk_bar:
             bulk_label = ui.label("").classes("font-medium")
             ui.space()
-            ui.button("Analyse", icon="insights", on_click=lambda: act("analyse", view.selected_ids())).props(
+            ui.button("Analyse", icon="insights", on_click=lambda: run("analyse", view.selected_ids())).props(
                 "flat dense").mark("bulk-analyse")
-            ui.button("Separate…", icon="call_split", on_click=lambda: act("separate", view.selected_ids())).props(
+            ui.button("Separate…", icon="call_split", on_click=lambda: run("separate", view.selected_ids())).props(
                 "flat dense").mark("bulk-separate")
-            ui.button("Delete…", icon="delete", on_click=lambda: act("delete", view.selected_ids())).props(
+            ui.button("Delete…", icon="delete", on_click=lambda: run("delete", view.selected_ids())).props(
                 "flat dense color=negative").mark("bulk-delete")
         bulk_bar.set_visibility(False)
 

@@ -64,7 +64,7 @@ export default {
               </div>
             </td>
             <td class="sf-album sf-sub">{{ row.album }}</td>
-            <td class="sf-num">{{ row.duration }}</td>
+            <td class="sf-num sf-len">{{ row.duration }}</td>
             <td class="sf-num">{{ row.bpm }}</td>
             <td class="sf-key"><span v-if="row.camelot" class="sf-camelot" :title="row.key" data-testid="row-key">{{
               row.camelot }}</span> <span class="sf-sub sf-keyname">{{ row.key }}</span></td>
@@ -112,7 +112,7 @@ export default {
       columns: [
         { name: "track", label: "Track", sort: "title", cls: "" },
         { name: "album", label: "Album", sort: null, cls: "sf-album" },
-        { name: "duration", label: "Length", sort: "duration", cls: "sf-num" },
+        { name: "duration", label: "Length", sort: "duration", cls: "sf-num sf-len" },
         { name: "bpm", label: "BPM", sort: "bpm", cls: "sf-num" },
         { name: "key", label: "Key", sort: "key", cls: "" },
         { name: "energy", label: "Energy", sort: "energy", cls: "sf-energy" },
@@ -132,8 +132,9 @@ export default {
     selected(ids) {
       this.ticked = new Set(ids || []);
     },
-    rows() {
-      this.menu = null;
+    rows(rows) {
+      // Live updates (a chip moving) replace the rows often: keep an open menu while its row is still here.
+      if (this.menu !== null && !rows.some((r) => r.id === this.menu)) this.menu = null;
       this.last = null;
     },
   },
@@ -141,10 +142,15 @@ export default {
     this.closeMenu = (e) => {
       if (this.menu !== null && !e.target.closest(".sf-menu, [data-testid=row-menu]")) this.menu = null;
     };
+    this.escape = (e) => {
+      if (e.key === "Escape") this.menu = null;
+    };
     document.addEventListener("click", this.closeMenu);
+    document.addEventListener("keydown", this.escape);
   },
   unmounted() {
     document.removeEventListener("click", this.closeMenu);
+    document.removeEventListener("keydown", this.escape);
   },
   methods: {
     colour(name) {

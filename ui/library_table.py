@@ -15,7 +15,7 @@ from nicegui import ui
 
 _CSS = """
 .sf-lib { --sf-line: #e5e7eb; --sf-hover: #f5f3ff; --sf-tick: #ede9fe; --sf-sub: #6b7280; --sf-menu: #ffffff;
-          width: 100%; }
+          width: 100%; overflow-x: auto; }
 body.body--dark .sf-lib { --sf-line: #2e2e38; --sf-hover: #1f1b2e; --sf-tick: #2e1065; --sf-sub: #9ca3af;
                           --sf-menu: #1c1c22; }
 .sf-table { width: 100%; border-collapse: collapse; font-size: 14px; }
@@ -41,7 +41,7 @@ body.body--dark .sf-lib { --sf-line: #2e2e38; --sf-hover: #1f1b2e; --sf-tick: #2
 a.sf-title:hover { text-decoration: underline; }
 .sf-sub { font-size: 12px; color: var(--sf-sub); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .sf-album { max-width: 14rem; }
-.sf-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.sf-table th.sf-num, .sf-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .sf-camelot { display: inline-block; background: #4c1d95; color: #ede9fe; font-weight: 600; font-size: 12px;
               border-radius: 4px; padding: 1px 6px; }
 .sf-meter { display: inline-block; width: 64px; height: 6px; border-radius: 3px; background: var(--sf-line);
@@ -73,7 +73,9 @@ a.sf-title:hover { text-decoration: underline; }
 .sf-tags { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 4px; }
 .sf-tag { font-size: 11px; border: 1px solid var(--sf-line); border-radius: 4px; padding: 0 6px; }
 @media (max-width: 1100px) { .sf-album, .sf-keyname { display: none; } }
-@media (max-width: 700px) { .sf-energy, .sf-table th.sf-energy { display: none; } .sf-title { max-width: 11rem; } }
+@media (max-width: 700px) { .sf-energy { display: none; } .sf-title { max-width: 11rem; } }
+@media (max-width: 520px) { .sf-table .sf-len, .sf-table .sf-cover { display: none; } .sf-track { min-width: 0; }
+                            .sf-title { max-width: 8rem; } .sf-table td, .sf-table th { padding: 6px 4px; } }
 """
 
 

@@ -43,26 +43,34 @@ def duration_text(seconds: int | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds is not None else "–"
 
 
+KIND_NOUNS = {"download": "download", "processing": "separation", "analysis": "analysis"}
+
+
+def activity_chip(kind: str, status: str, progress: int, message: str) -> dict[str, str]:
+    """The chip of a queued or running job: "separating 60 %", or "separation queued"."""
+    if status == jobs.QUEUED:
+        return {"label": f"{KIND_NOUNS.get(kind, kind)} queued", "color": "primary", "tip": message}
+    return {"label": f"{KIND_VERBS.get(kind, kind)} {progress} %", "color": "primary", "tip": message}
+
+
 def status_chips(row: tracks.TrackRow) -> list[dict[str, str]]:
-    """The chips a row shows, e.g. ``[{"label": "separating 60 %", "color": "primary"}]``.
+    """The chips a row shows, e.g. ``[{"label": "separating 60 %", "color": "primary", "tip": "..."}]``.
 
     A queued or running job first (its kind and percent), a failed newest job with its reason, then what
-    the track has: stems, an analysis, or that its audio is still missing.
+    the track has: stems, an analysis, its audio ready, or that its audio is still missing.
     """
     chips: list[dict[str, str]] = []
     act = row.activity
-    if act is not None and act.status in (jobs.QUEUED, *jobs.RUNNING):
-        verb = KIND_VERBS.get(act.kind, act.kind)
-        label = f"{verb} {act.progress} %" if act.status != jobs.QUEUED else f"{verb} queued"
-        chips.append({"label": label, "color": "primary", "tip": act.message or ""})
+    busy = act is not None and act.status in (jobs.QUEUED, *jobs.RUNNING)
+    if act is not None and busy:
+        chips.append(activity_chip(act.kind, act.status, act.progress, act.message or ""))
     elif act is not None and act.status == jobs.FAILED:
-        chips.append({"label": f"{KIND_VERBS.get(act.kind, act.kind).replace('ing', '')} failed",
-                      "color": "negative", "tip": act.error or act.message or ""})
+        chips.append({"label": f"{KIND_NOUNS.get(act.kind, act.kind)} failed", "color": "negative",
+                      "tip": act.error or act.message or ""})
     if row.has_stems:
         chips.append({"label": "stems ready", "color": "positive", "tip": "Open it in the editor"})
     if row.analysed:
         chips.append({"label": "analysed", "color": "secondary", "tip": ""})
-    busy = act is not None and act.status in (jobs.QUEUED, *jobs.RUNNING)
     if row.audio_path is None and not busy:
         chips.append({"label": "no audio yet", "color": "grey-7", "tip": "Download or upload its audio"})
     elif row.audio_path is not None and not chips:
@@ -80,6 +88,7 @@ def row_dict(row: tracks.TrackRow) -> dict[str, Any]:
         "energy": round(float(row.energy), 2) if row.energy is not None else None,
         "chips": status_chips(row), "has_stems": bool(row.has_stems), "has_audio": row.audio_path is not None,
         "job_id": str(row.activity.job_id) if row.activity else "",
+        "job_kind": row.activity.kind if row.activity else "",
     }
 
 
@@ -164,11 +173,8 @@ class LibraryView:
         if row is None:
             return
         payload = event.payload
-        status = payload.get("status", jobs.QUEUED)
-        progress = int(payload.get("progress", 0))
-        kind = next((c["label"].split()[0] for c in row["chips"] if c["color"] == "primary"), "working")
-        active = {"label": f"{kind} {progress} %" if status != jobs.QUEUED else f"{kind} queued",
-                  "color": "primary", "tip": payload.get("message", "")}
+        active = activity_chip(row["job_kind"], payload.get("status", jobs.QUEUED), int(payload.get("progress", 0)),
+                               payload.get("message", ""))
         row["chips"] = [active] + [c for c in row["chips"] if c["color"] != "primary"]
         self.show()
 
@@ -212,7 +218,8 @@ class LibraryView:
             ui.icon("library_music" if not filtered else "filter_alt_off", size="3rem").classes(MUTED)
             if filtered:
                 ui.label("No track matches these filters.").classes("text-lg")
-                ui.label("Clear a filter or widen the BPM range.").classes(MUTED)
+                hint = "Widen the BPM range or clear a filter." if q.bpm_min or q.bpm_max else "Clear a filter."
+                ui.label(hint + " The funnel button clears them all.").classes(MUTED)
             else:
                 ui.label("Your library is empty.").classes("text-lg")
                 ui.label("Paste a Spotify or audio link above, import from Your Spotify, or drop audio files.").classes(

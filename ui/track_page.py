@@ -28,6 +28,7 @@ from data.db import session_scope
 from data.files import public_url
 from data.models import Job, Stem, Track, User
 from ui import context
+from ui.guard import guarded
 from ui.jobs_view import jobs_view
 from ui.live import follow_user_events
 from ui.palette import section_color, stem_color
@@ -150,7 +151,7 @@ def _actions(user: User, track: Track, defaults: dict[str, Any]) -> None:
             )
             ui.button(
                 "Separate",
-                on_click=lambda: _start(
+                on_click=guarded(lambda: _start(
                     "Separation",
                     lambda db: submit_processing(
                         db,
@@ -161,9 +162,9 @@ def _actions(user: User, track: Track, defaults: dict[str, Any]) -> None:
                         model=model.value,
                         engine=engine.value,
                     ),
-                ),
+                )),
             ).props("color=primary unelevated" + ready).mark("separate")
-            ui.button("Analyze", on_click=lambda: _analyse_track(user, track)).props("outline" + ready).mark(
+            ui.button("Analyse", on_click=guarded(lambda: _analyse_track(user, track))).props("outline" + ready).mark(
                 "analyze")
 
 
@@ -241,7 +242,7 @@ def _analysis_card(user: User, track: Track, result: dict[str, Any] | None) -> N
                 ui.label("Not analysed yet.").classes("text-lg font-medium")
                 ui.label("Analyse the track to see its tempo, key, energy, timbre, beat grid and sections.").classes(
                     f"{MUTED} text-center")
-                ui.button("Analyse", icon="insights", on_click=lambda: _analyse_track(user, track)).props(
+                ui.button("Analyse", icon="insights", on_click=guarded(lambda: _analyse_track(user, track))).props(
                     "color=primary unelevated" + ("" if track.audio_path else " disable")).props(
                     'data-testid="analyse-track"')
             return
