@@ -188,7 +188,8 @@ async def job_to_retry(session: AsyncSession, user_id: uuid.UUID, job_id: uuid.U
         *_filters(user_id, job.kind, "active", job.track_id)))
     for other_id, other_status, params in active.all():
         if (params or {}).get(RETRY_OF) == str(job.id):
-            raise Conflict(f"This job was retried already: the new job {other_id} is {other_status}",
+            raise Conflict(f"This job was retried already; its retry is {other_status} (job {other_id}): follow "
+                           "that one",
                            code="job_already_retried")
     return job
 

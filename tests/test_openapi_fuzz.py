@@ -43,7 +43,10 @@ def test_api_answers_what_openapi_documents(server: Server, make_user, tmp_path)
         "--generation-deterministic",
         "--suppress-health-check", "all",
         "--request-timeout", "20",
-        "--workers", "2",
+        # One worker: with two, hypothesis describing its filter lambdas (ast.parse in two threads at once)
+        # now and then hits CPython 3.11's "SystemError: AST constructor recursion depth mismatch", a
+        # crash of the tool rather than a finding about the API.
+        "--workers", "1",
         "--no-color",
     ]
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=170, check=False)

@@ -282,9 +282,9 @@ async def jobs_view(
     if filters:
         with ui.row().classes("w-full items-center gap-3 flex-wrap").mark("job-filters"):
             ui.toggle(KIND_FILTERS, value=state.kind, on_change=lambda e: set_kind(e.value)).props(
-                "no-caps dense outline toggle-color=primary").mark("kind-filter")
+                "no-caps dense outline toggle-color=primary").classes("flex-wrap").mark("kind-filter")
             ui.toggle(STATUS_FILTERS, value=state.status, on_change=lambda e: set_status(e.value)).props(
-                "no-caps dense outline toggle-color=primary").mark("status-filter")
+                "no-caps dense outline toggle-color=primary").classes("flex-wrap").mark("status-filter")
 
     @ui.refreshable
     def job_list() -> None:

@@ -22,7 +22,7 @@ from data.db import session_scope
 from data.models import User
 from ui.library_table import LibraryTable
 from ui.live import follow_user_events
-from ui.theme import MUTED
+from ui.theme import MUTED, mmss
 
 PAGE_SIZES = (25, 50, 100)
 SORTS = {"created_at": "Date added", "title": "Title", "artist": "Artist", "duration": "Length", "bpm": "BPM",
@@ -37,10 +37,6 @@ def key_options() -> dict[str, str]:
     keys = [f"{p} {m}" for p in PITCH_CLASSES for m in ("major", "minor")]
     coded = sorted(((camelot_code(k) or "", k) for k in keys), key=lambda c: (int(c[0][:-1]), c[0][-1]))
     return {code: f"{code} · {name}" for code, name in coded}
-
-
-def duration_text(seconds: int | None) -> str:
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds is not None else "–"
 
 
 KIND_NOUNS = {"download": "download", "processing": "separation", "analysis": "analysis"}
@@ -83,7 +79,7 @@ def row_dict(row: tracks.TrackRow) -> dict[str, Any]:
     """A ``TrackRow`` as the JSON the table and cards render."""
     return {
         "id": str(row.id), "title": row.title or "Untitled", "artist": row.artist, "album": row.album,
-        "cover": row.album_art_url or "", "duration": duration_text(row.duration),
+        "cover": row.album_art_url or "", "duration": mmss(row.duration),
         "bpm": f"{row.tempo:.0f}" if row.tempo else "", "key": row.key or "", "camelot": row.camelot or "",
         "energy": round(float(row.energy), 2) if row.energy is not None else None,
         "chips": status_chips(row), "has_stems": bool(row.has_stems), "has_audio": row.audio_path is not None,

@@ -19,7 +19,7 @@ from core.spotify.user_api import Entries, Listing, PlaylistSummary, SpotifyUser
 from data.db import session_scope
 from data.models import User
 from ui import context
-from ui.theme import MUTED, SPOTIFY_GREEN
+from ui.theme import MUTED, SPOTIFY_GREEN, mmss
 from workers import submit
 
 # Tiles per page: Liked Songs and 11 playlists on the first page, 12 playlists on the others (two rows of 6).
@@ -34,10 +34,6 @@ def page_window(page: int) -> tuple[int, int]:
 
 def page_count(playlists: int) -> int:
     return 1 + max(0, -(-(playlists - FIRST_PAGE) // PAGE_SIZE))
-def _duration(seconds: int | None) -> str:
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds is not None else "–"
-
-
 async def _with_api(user: User, call: Callable[[SpotifyUserApi], Awaitable]):  # noqa: ANN202
     settings = get_settings()
     async with session_scope() as db, await SpotifyUserApi.for_user(
@@ -162,7 +158,7 @@ async def _import_dialog(user: User, name: str, load: Callable[[SpotifyUserApi],
         return
     spinner.delete()
     rows = [{"id": t.spotify_id, "title": t.title, "artist": t.artist, "album": t.album,
-             "length": _duration(t.duration)} for t in entries.tracks]
+             "length": mmss(t.duration)} for t in entries.tracks]
     skipped = describe_skipped(entries.skipped)
     with card:
         ui.label(f"{len(rows)} tracks" + (f" · {skipped} (not importable)" if skipped else "")).classes(

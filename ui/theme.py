@@ -38,6 +38,14 @@ COLORS = {"primary": "#7c3aed", "secondary": "#0d9488", "accent": "#f59e0b", "po
           "negative": "#dc2626", "warning": "#d97706", "info": "#0284c7", "dark": "#1c1c22", "dark_page": "#121216"}
 
 
+def mmss(seconds: float | None) -> str:
+    """A length as m:ss ("4:07"), or an en dash when it is not known."""
+    if seconds is None:
+        return "–"
+    whole = max(0, int(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def _log_out_js(csrf: str) -> str:
     return (
         "fetch('/users/log-out', {method: 'DELETE', credentials: 'same-origin', "

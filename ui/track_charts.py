@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ui.palette import ACCENT, CHART_LINE, CHART_TEXT, TRACK_COLOR, section_color
+from ui.theme import mmss
 
 MAX_POINTS = 1000
 MAX_HEATMAP_COLUMNS = 240
@@ -28,11 +29,6 @@ OUT_OF_KEY = "rgba(139, 146, 156, 0.45)"
 CENTROID_COLOR = "#2dd4bf"
 # ECharts' label formatters run in the browser: seconds as m:ss.
 MMSS_JS = "(v) => Math.floor(v / 60) + ':' + String(Math.floor(v % 60)).padStart(2, '0')"
-
-
-def mmss(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def block_means(values: Sequence[float] | np.ndarray, max_points: int) -> tuple[np.ndarray, int]:

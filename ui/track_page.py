@@ -33,7 +33,7 @@ from ui.jobs_view import jobs_view
 from ui.live import follow_user_events
 from ui.palette import section_color, stem_color
 from ui.session import csrf_token, owned_track
-from ui.theme import frame, track_not_found
+from ui.theme import frame, mmss, track_not_found
 from ui.track_charts import chroma_options, energy_options, mfcc_options, tempo_options
 from ui.waveform import stem_waveform, track_waveform
 from workers.submit import submit_analysis, submit_processing
@@ -116,7 +116,7 @@ def _header(track: Track) -> str | None:
         with ui.column().classes("gap-1 grow min-w-0"):
             ui.label(track.title or "Untitled").classes("text-3xl font-bold break-words").mark("track-title")
             ui.label(track.artist or "Unknown artist").classes("text-xl opacity-80")
-            details = [track.album, f"{track.duration // 60}:{track.duration % 60:02d}" if track.duration else ""]
+            details = [track.album, mmss(track.duration) if track.duration else ""]
             ui.label(" · ".join(d for d in details if d)).classes(MUTED)
             if track.audio_path:
                 audio = ui.audio(public_url(track.audio_path)).classes("w-full max-w-xl").mark("track-audio")
