@@ -97,8 +97,12 @@ def analyze_tables(server: Server) -> None:
 
 def add_job(server: Server, owner: uuid.UUID, track_id: uuid.UUID, status: str, *, kind: str = "download",
             age_s: int = 0, error: str | None = None) -> uuid.UUID:
+    now = datetime.now(UTC)
+    # A running job stamped an hour ahead: the embedded worker's orphan recovery (no heartbeat for 30 s ->
+    # re-queued, then failed for its made-up audio) must not change it while the test reads it.
     job = Job(user_id=owner, track_id=track_id, kind=kind, status=status, progress=40 if status != "queued" else 0,
-              message=f"{kind} {status}", error=error, created_at=datetime.now(UTC) - timedelta(seconds=age_s))
+              message=f"{kind} {status}", error=error, created_at=now - timedelta(seconds=age_s),
+              heartbeat_at=now + timedelta(hours=1) if status in ("downloading", "processing") else None)
 
     async def work(session: AsyncSession) -> uuid.UUID:
         session.add(job)
