@@ -33,7 +33,8 @@ from tests.fakes.invidious import FakeInvidious
 from tests.fakes.spotify import FakeSpotify
 from tests.fakes.spotify_links import FakeShortLinks
 
-pytestmark = pytest.mark.postgres
+# Only the tests that store tracks also run on PostgreSQL; the link forms are pure parsing.
+on_postgres_too = pytest.mark.postgres
 
 ID = "4uLU6hMCjMI75M1A2tKUQC"
 OTHER = "0VjIjW4GlUZAMYd2vXMi3b"
@@ -380,6 +381,7 @@ def fetch(user: User, url: str) -> httpx.Response:
     return user.api.post("/api/spotify/fetch", json={"url": url})
 
 
+@on_postgres_too
 def test_playlist_skips_are_counted(member: User, spotify_fake: FakeSpotify, short_links: FakeShortLinks) -> None:
     good = [spotify_fake.add_track(f"Kept {n}", "Artist") for n in range(3)]
     gone = spotify_fake.add_track("Region Locked", "Artist")
@@ -400,6 +402,7 @@ def test_playlist_skips_are_counted(member: User, spotify_fake: FakeSpotify, sho
     assert member.api.get("/api/tracks").json()["meta"]["total_count"] == 3
 
 
+@on_postgres_too
 def test_album_without_skips_reports_zeros(member: User, spotify_fake: FakeSpotify) -> None:
     album = spotify_fake.add_album("Clean Album", "Band", tracks=3)
     data = fetch(member, f"https://open.spotify.com/intl-de/album/{album}#x").json()["data"]
@@ -412,6 +415,7 @@ def test_album_without_skips_reports_zeros(member: User, spotify_fake: FakeSpoti
     assert data["skipped"] == {"removed": 0, "local": 0, "episode": 0, "unavailable": 1}
 
 
+@on_postgres_too
 def test_track_answer_is_unchanged(member: User, spotify_fake: FakeSpotify, short_links: FakeShortLinks) -> None:
     track = spotify_fake.add_track("Shared Song", "Singer")
     link = short_links.add_html(code(), f"https://open.spotify.com/track/{track}?si=page")
@@ -426,6 +430,7 @@ def test_openapi_documents_skipped(links_server: Server) -> None:
     assert "description" in schemas["FetchedTracks"]["properties"]["skipped"]
 
 
+@on_postgres_too
 @pytest.mark.parametrize(("make", "status", "code_", "words"), [
     ("episode", 400, "invalid_url", "podcast episode link"),
     ("artist", 400, "invalid_url", "artist's albums"),
@@ -455,6 +460,7 @@ def test_fetch_refusals(member: User, short_links: FakeShortLinks, foreign: Fake
     assert foreign.requests == []
 
 
+@on_postgres_too
 def test_download_takes_share_links(member: User, spotify_fake: FakeSpotify, short_links: FakeShortLinks) -> None:
     track = spotify_fake.add_track("Downloaded Via Share", "Singer")
     album = spotify_fake.add_album("Shared Album", "Singer", tracks=2)
