@@ -73,6 +73,11 @@ def test_sort_filter_bulk_separate_and_delete(server: Server, user: User, tmp_pa
         _choose(page, "Mixes with", "8A · A minor")
         page.wait_for_function("document.querySelectorAll('[data-testid=row-title]').length === 2")
         assert sorted(_titles(page)) == ["Acid Line", "Sunday Keys"]
+        # Sort and filters live in the address: a reload (or a shared link) shows the same list.
+        page.wait_for_function("location.search.includes('mixes=8A') && location.search.includes('sort=bpm')")
+        page.reload()
+        page.wait_for_function("document.querySelectorAll('[data-testid=row-title]').length === 2")
+        assert _titles(page) == ["Sunday Keys", "Acid Line"]  # still by BPM, still mixing with 8A
         page.get_by_test_id("clear-filters").click()
         page.wait_for_function("document.querySelectorAll('[data-testid=row-title]').length === 3")
         page.screenshot(path=str(ARTIFACTS / "library.png"), full_page=True)

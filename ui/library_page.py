@@ -3,8 +3,10 @@ filtered and acted on one by one or in bulk (ui/library_view.py, ui/library_acti
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -21,7 +23,7 @@ from data.models import User
 from ui import context, library_actions
 from ui.guard import guarded
 from ui.jobs_view import jobs_view
-from ui.library_view import SORTS, STATUSES, LibraryView, key_options
+from ui.library_view import SORTS, STATUSES, LibraryView, Query, key_options
 from ui.session import csrf_token, page_user
 from ui.spotify_panel import spotify_panel
 from ui.theme import QUALITY_LABELS, frame
@@ -103,6 +105,7 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
     user = await page_user(request)
     if user is None:
         return RedirectResponse("/users/log-in", status_code=303)
+    start = Query.from_params(dict(request.query_params))
 
     async def act(action: str, ids: list[str]) -> None:
         titles = view.titles(ids)
@@ -116,7 +119,12 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
 
     run = guarded(act)  # one gesture, one action: a double click on Delete… opens one dialog
     view = LibraryView(user, run)
-    q = view.state.query
+    view.state.query = q = start
+
+    def remember_query() -> None:
+        """Keep sort, filters and page in the address: a reload or a shared link shows the same list."""
+        query = urlencode(q.params())
+        ui.run_javascript(f"history.replaceState(null, '', {json.dumps('/' + ('?' + query if query else ''))})")
 
     async def on_upload(e: events.UploadEventArguments) -> None:
         await _store_upload(user, e)
@@ -183,6 +191,7 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
 
     view.on_loaded.append(update_bulk_bar)
     view.on_loaded.append(lambda: sort_followed())
+    view.on_loaded.append(remember_query)
 
     with frame("Library", user, csrf_token(request)):
         if notice:
@@ -217,22 +226,26 @@ async def library_page(request: Request, notice: str = "", error: str = ""):
         ).props('accept="audio/*,.flac,.m4a" flat bordered').classes("w-full sf-upload").mark("upload")
 
         with ui.row().classes("w-full items-center gap-2 flex-wrap").mark("library-toolbar"):
-            search = ui.input("Search title or artist", on_change=lambda e: changed(search=e.value or "")).props(
+            search = ui.input("Search title or artist", value=q.search,
+                              on_change=lambda e: changed(search=e.value or "")).props(
                 "outlined dense clearable debounce=300").classes("w-52 max-sm:w-full").mark("search")
             sort_select = ui.select(SORTS, value=q.sort, label="Sort by",
                       on_change=lambda e: changed(sort=e.value, descending=e.value == "created_at")).props(
                 SELECT_PROPS).classes("w-32").mark("sort")
-            status = ui.select(STATUSES, value=None, label="Status", clearable=True,
+            status = ui.select(STATUSES, value=q.status, label="Status", clearable=True,
                                on_change=lambda e: changed(status=e.value)).props(SELECT_PROPS).classes(
                 "w-36").mark("status-filter")
-            bpm_min = ui.number("BPM from", min=20, max=300, on_change=lambda e: changed(bpm_min=number(e.value))) \
+            bpm_min = ui.number("BPM from", value=q.bpm_min, min=20, max=300,
+                                on_change=lambda e: changed(bpm_min=number(e.value))) \
                 .props("outlined dense debounce=400").classes("w-24").mark("bpm-min")
-            bpm_max = ui.number("BPM to", min=20, max=300, on_change=lambda e: changed(bpm_max=number(e.value))) \
+            bpm_max = ui.number("BPM to", value=q.bpm_max, min=20, max=300,
+                                on_change=lambda e: changed(bpm_max=number(e.value))) \
                 .props("outlined dense debounce=400").classes("w-24").mark("bpm-max")
-            key = ui.select(key_options(), value=None, label="Key", clearable=True, with_input=True,
+            key = ui.select(key_options(), value=q.key, label="Key", clearable=True, with_input=True,
                             on_change=lambda e: changed(key=e.value)).props(SELECT_PROPS).classes("w-32").mark(
                 "key-filter")
-            compatible = ui.select(key_options(), value=None, label="Mixes with", clearable=True, with_input=True,
+            compatible = ui.select(key_options(), value=q.compatible_with, label="Mixes with", clearable=True,
+                                   with_input=True,
                                    on_change=lambda e: changed(compatible_with=e.value)).props(
                 SELECT_PROPS).classes("w-44").tooltip(
                 "Harmonically compatible keys: the same Camelot number, one step either way, or the relative "

@@ -103,6 +103,43 @@ class Query:
     key: str | None = None
     compatible_with: str | None = None
 
+    def params(self) -> dict[str, str]:
+        """The query as the page's URL keeps it (``/?sort=bpm&order=asc&mixes=8A``): only what differs from
+        the defaults."""
+        out = {"q": self.search, "status": self.status or "", "key": self.key or "",
+               "mixes": self.compatible_with or "",
+               "bpm_min": f"{self.bpm_min:g}" if self.bpm_min is not None else "",
+               "bpm_max": f"{self.bpm_max:g}" if self.bpm_max is not None else ""}
+        if self.sort != "created_at" or not self.descending:
+            out.update(sort=self.sort, order="desc" if self.descending else "asc")
+        if self.page > 1:
+            out["page"] = str(self.page)
+        return {k: v for k, v in out.items() if v}
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> Query:
+        """A query from the URL's parameters; values that make no sense are left at their defaults (the
+        list then says nothing is wrong: an old bookmark still opens the library)."""
+        query = cls()
+        query.search = params.get("q", "")[:200]
+        if params.get("sort") in SORTS:
+            query.sort = params["sort"]
+            query.descending = params.get("order", "desc" if query.sort == "created_at" else "asc") == "desc"
+        query.status = params.get("status") if params.get("status") in STATUSES else None
+        options = key_options()
+        query.key = params.get("key") if params.get("key") in options else None
+        query.compatible_with = params.get("mixes") if params.get("mixes") in options else None
+        for name in ("bpm_min", "bpm_max"):
+            try:
+                value = float(params.get(name, ""))
+            except ValueError:
+                continue
+            if 0 <= value < 1000:
+                setattr(query, name, value)
+        page = params.get("page", "1")
+        query.page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+        return query
+
     def kwargs(self) -> dict[str, Any]:
         return {"page": self.page, "page_size": self.page_size, "search": self.search, "sort": self.sort,
                 "order": "desc" if self.descending else "asc", "status": self.status, "bpm_min": self.bpm_min,
