@@ -390,4 +390,8 @@ def test_openapi_documents_the_spotify_routes(server: Server) -> None:
                  "/api/spotify/liked", "/api/spotify/import", "/auth/spotify", "/auth/spotify/callback"):
         assert path in paths, path
     assert "409" in paths["/api/spotify/playlists"]["get"]["responses"]
+    # How to authenticate is in the document too: a bearer token (or the browser's cookie) for /api routes,
+    # nothing for the sign-in redirects.
+    assert {"bearerAuth": []} in paths["/api/spotify/playlists"]["get"]["security"]
+    assert "security" not in paths["/auth/spotify"]["get"]
     assert "202" in paths["/api/spotify/import"]["post"]["responses"]

@@ -100,6 +100,30 @@ class _ApiNotFound:
         raise NotFound("endpoint")
 
 
+# Routes that take only the browser's session cookie (with its CSRF token), not an API token.
+_COOKIE_ONLY = ("/users/", "/api/daw/export")
+
+
+def _document_auth(schema: dict) -> None:
+    """How each operation authenticates, for clients generated from the document (and /docs' Authorize
+    button): ``/api`` routes take a bearer API token or the session cookie, the browser routes the cookie
+    only; ``/health`` and the sign-in routes nothing."""
+    schemes = schema["components"].setdefault("securitySchemes", {})
+    schemes["bearerAuth"] = {"type": "http", "scheme": "bearer",
+                             "description": "An API token (sf_...) from Settings > API tokens or POST /users/tokens"}
+    schemes["sessionCookie"] = {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                                "description": "The browser's session; changes also need the X-CSRF-Token header"}
+    open_paths = ("/users/log-in", "/users/register", "/health", "/auth/")
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete") or path.startswith(open_paths):
+                continue
+            if path.startswith(_COOKIE_ONLY):
+                operation["security"] = [{"sessionCookie": []}]
+            elif path.startswith("/api/"):
+                operation["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
+
+
 def _openapi_with_envelope(app: FastAPI) -> None:
     """FastAPI documents its own 422 body; ours is the error envelope, so the schema says so."""
 
@@ -116,6 +140,7 @@ def _openapi_with_envelope(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         components.setdefault("ErrorOut", ErrorOut.model_json_schema())
+        _document_auth(schema)
         app.openapi_schema = schema
         return schema
 
