@@ -7,7 +7,6 @@ place, and a finished job reloads the page of rows (its stems, analysis or audio
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,6 @@ from ui.library_table import LibraryTable
 from ui.live import follow_user_events
 from ui.theme import MUTED, mmss
 
-PAGE_SIZES = (25, 50, 100)
 SORTS = {"created_at": "Date added", "title": "Title", "artist": "Artist", "duration": "Length", "bpm": "BPM",
          "key": "Key", "energy": "Energy"}
 STATUSES = {"pending": "Waiting for audio", "active": "Working", "ready": "Audio ready", "separated": "Stems ready",
@@ -155,7 +153,6 @@ class LibraryState:
     cards: bool = False
     selected: list[str] = field(default_factory=list)  # ids
     job_rows: dict[str, str] = field(default_factory=dict)  # job id -> track id, for live chips
-    loaded_at: float = 0.0
 
 
 class LibraryView:
@@ -175,7 +172,6 @@ class LibraryView:
 
     async def load(self) -> None:
         """Read the page of rows the query asks for and show it (a bad filter value: a notification)."""
-        started = time.perf_counter()
         try:
             async with session_scope() as db:
                 page = await tracks.list_tracks(db, self.user.id, **self.state.query.kwargs())
@@ -187,7 +183,6 @@ class LibraryView:
         state.total = page.total_count
         state.total_pages = page.total_pages
         state.job_rows = {r["job_id"]: r["id"] for r in state.rows if r["job_id"]}
-        state.loaded_at = time.perf_counter() - started
         ids = {r["id"] for r in state.rows}
         state.selected = [i for i in state.selected if i in ids]
         self.show()

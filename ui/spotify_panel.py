@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from core.errors import StemForgeError
-from core.security import SecretBox
 from core.settings import get_settings
 from core.spotify import sign_in
 from core.spotify.metadata import describe_skipped
@@ -36,9 +35,7 @@ def page_count(playlists: int) -> int:
     return 1 + max(0, -(-(playlists - FIRST_PAGE) // PAGE_SIZE))
 async def _with_api(user: User, call: Callable[[SpotifyUserApi], Awaitable]):  # noqa: ANN202
     settings = get_settings()
-    async with session_scope() as db, await SpotifyUserApi.for_user(
-        settings, SecretBox(settings.fernet_key), db, user.id
-    ) as api:
+    async with session_scope() as db, await SpotifyUserApi.for_user(settings, db, user.id) as api:
         return await call(api)
 
 

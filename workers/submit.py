@@ -184,7 +184,8 @@ async def submit_spotify_import(session: AsyncSession, events: EventLog, user_id
     """Store Spotify tracks (``only`` those Spotify ids, when given) in the library and queue their downloads:
     ``(tracks in the given order, new download jobs)``. What the "Your Spotify" panel and
     ``POST /api/spotify/import`` both do."""
-    chosen = list(found) if only is None else [t for t in found if t.spotify_id in set(only)]
+    wanted = None if only is None else set(only)
+    chosen = list(found) if wanted is None else [t for t in found if t.spotify_id in wanted]
     rows = await spotify.save_tracks(session, user_id, chosen)
     created = await submit_library_downloads(session, events, user_id, rows, quality=quality) if download else []
     return rows, created

@@ -26,7 +26,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "chroma": (),
     "structure": ("downbeats", "beats_per_bar", "sections", "loops"),
 }
-FRAME_FEATURES: tuple[str, ...] = ("mfcc", "chroma")
 
 
 def parse_features(requested: str | Iterable[str] | None) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.security import SecretBox
 from core.settings import Settings
 from core.spotify.client import SpotifyCatalog
 from core.spotify.errors import SpotifyError
@@ -96,7 +95,7 @@ async def _through_linked_account(session: AsyncSession, user_id: uuid.UUID, pla
     """A playlist read with the user's own Spotify token (their private playlists, which the app's
     client-credentials token cannot see): ``(collection or None, whether a usable account is linked)``."""
     try:
-        async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user_id) as api:
+        async with await SpotifyUserApi.for_user(settings, session, user_id) as api:
             entries = await api.playlist(playlist_id)
     except (SpotifyNotLinked, SpotifyLinkExpired):
         return None, False

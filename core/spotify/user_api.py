@@ -133,15 +133,14 @@ class SpotifyUserApi:
             leeway=60, timeout=settings.spotify_timeout_s)
 
     @classmethod
-    async def for_user(cls, settings: Settings, box: SecretBox, session: AsyncSession,
-                       user_id: uuid.UUID) -> SpotifyUserApi:
+    async def for_user(cls, settings: Settings, session: AsyncSession, user_id: uuid.UUID) -> SpotifyUserApi:
         """The API for the user's linked account; ``SpotifyNotConfigured`` / ``SpotifyNotLinked`` otherwise."""
         if not settings.spotify_client_id or not settings.spotify_client_secret:
             raise SpotifyNotConfigured()
         account = await sign_in.account_of(session, user_id)
         if account is None:
             raise SpotifyNotLinked()
-        return cls(settings, box, session, account)
+        return cls(settings, SecretBox(settings.fernet_key), session, account)
 
     async def __aenter__(self) -> SpotifyUserApi:
         return self

@@ -20,7 +20,6 @@ from core.api.deps import CurrentUser, HeavyUser, SessionDep, SettingsDep
 from core.api.schemas import BAD_BODY, Envelope, ErrorOut, PageMeta, Quality
 from core.downloader import DEFAULT_QUALITY
 from core.errors import InvalidInput, NotFound
-from core.security import SecretBox
 from core.spotify import sign_in
 from core.spotify.metadata import SKIP_REASONS
 from core.spotify.user_api import Entries, SpotifyNotLinked, SpotifyUserApi
@@ -170,7 +169,7 @@ async def unlink_account(user: CurrentUser, session: SessionDep) -> Response:
 async def playlists(user: CurrentUser, session: SessionDep, settings: SettingsDep, page: int = Query(1, ge=1),
                     page_size: int = Query(20, ge=1, le=50)) -> PlaylistPage:
     """The linked account's playlists, owned and followed, private and collaborative ones included."""
-    async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user.id) as api:
+    async with await SpotifyUserApi.for_user(settings, session, user.id) as api:
         listing = await api.playlists((page - 1) * page_size, page_size)
     return PlaylistPage(data=[PlaylistOut(**vars(p)) for p in listing.items],
                         meta=_meta(page, page_size, listing.total))
@@ -182,7 +181,7 @@ async def playlist_tracks(playlist_id: str, user: CurrentUser, session: SessionD
     """Every importable track of one of the account's playlists (all pages), and what cannot be imported."""
     if not PLAYLIST_ID.fullmatch(playlist_id):
         raise NotFound("Spotify playlist")
-    async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user.id) as api:
+    async with await SpotifyUserApi.for_user(settings, session, user.id) as api:
         entries = await api.playlist(playlist_id)
     return Envelope(data=EntriesOut(name=entries.name, tracks=[_track_out(t) for t in entries.tracks],
                                     skipped=_skipped(entries)))
@@ -192,7 +191,7 @@ async def playlist_tracks(playlist_id: str, user: CurrentUser, session: SessionD
 async def liked(user: CurrentUser, session: SessionDep, settings: SettingsDep, page: int = Query(1, ge=1),
                 page_size: int = Query(20, ge=1, le=50)) -> LikedPage:
     """The linked account's Liked Songs, newest first; entries that cannot be imported carry `skip_reason`."""
-    async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user.id) as api:
+    async with await SpotifyUserApi.for_user(settings, session, user.id) as api:
         listing = await api.liked((page - 1) * page_size, page_size)
     return LikedPage(data=[_track_out(*item) for item in listing.items], meta=_meta(page, page_size, listing.total))
 
@@ -203,7 +202,7 @@ async def import_library(body: ImportIn, request: Request, user: HeavyUser, sess
                          settings: SettingsDep) -> Envelope[ImportOut]:
     """Adds Liked Songs or a playlist (or chosen tracks of it) to the library and queues their downloads at
     `quality`; progress comes over `/socket` like any download."""
-    async with await SpotifyUserApi.for_user(settings, SecretBox(settings.fernet_key), session, user.id) as api:
+    async with await SpotifyUserApi.for_user(settings, session, user.id) as api:
         entries = await (api.all_liked() if body.source == "liked" else api.playlist(body.playlist_id or ""))
     if body.track_ids is not None:
         importable = {t.spotify_id for t in entries.tracks}
