@@ -141,6 +141,15 @@ def stock_librosa(path: Path) -> tuple[float, str]:
 # --- real music (bench/realmusic.py) ------------------------------------------------------------------
 
 
+def notated_beat_rate(quarter_bpm: float, time_signature: str) -> float:
+    """Beats a minute of the beat a time signature notates, from the quarter-note rate: its denominator's note
+    (2/2 and 3/2: the half, 2/4-4/4: the quarter, 3/8: the eighth), or three of them in compound meters (6/8,
+    9/8, 12/8: the dotted quarter; 6/4: the dotted half)."""
+    numerator, denominator = (int(x) for x in time_signature.split("/"))
+    unit = quarter_bpm * denominator / 4
+    return unit / 3 if numerator in (6, 9, 12) else unit
+
+
 def real_music(which: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """Key exact and tempo within 4 % on one real-music set, ours beside librosa's stock methods. Ours: the
     service's tempo, and key.estimate_key_from_cqt on the service's CQT (what service.key will call)."""
@@ -157,9 +166,9 @@ def real_music(which: str, manifest: dict[str, Any]) -> dict[str, Any]:
         sig = service._Signal(load_mono(path, SR, service.MAX_SECONDS))
         key = key_mod.estimate_key_from_cqt(sig.cqt, service.CQT_BINS_PER_OCTAVE, service.CQT_FMIN, service.FPS)
         stock_bpm, stock_key = stock_librosa(path)
-        # The truth is the written quarter-note rate; in compound meters the dotted quarter (2/3 of it) is the
-        # notated beat and is accepted too. "strict" accepts the quarter-note rate only.
-        rates = [p["bpm"]] + ([p["bpm"] * 2 / 3] if p["compound"] else [])
+        # The truth is the written quarter-note rate, or the beat the time signature notates (the half note in
+        # 2/2, the eighth in 3/8, the dotted quarter in 6/8). "strict" accepts the quarter-note rate only.
+        rates = [p["bpm"], notated_beat_rate(p["bpm"], p["time_signature"])]
 
         def within(bpm: float | None, rates: list[float] = rates) -> bool:
             return bpm is not None and any(abs(bpm / r - 1) <= TEMPO_TOLERANCE for r in rates)

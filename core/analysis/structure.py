@@ -34,7 +34,9 @@ METRES = (4, 3)
 # 3/4 is chosen only when its downbeat contrast beats 4/4's by this factor.
 THREE_OVER_FOUR = 1.15
 ONSET_WINDOW = 2  # frames either side of a beat where its onset is looked for
-MUSIC_ONSET = 0.1  # onset strength (tempo.MIN_ONSET's scale) where the music is taken to start
+# Onset strength (tempo.MIN_ONSET's scale) where the music is taken to start; for a track whose strongest onset
+# is weaker (a legato melody alone), half of that strongest onset.
+MUSIC_ONSET = 0.1
 MIN_SECTION_BARS = 4
 SECONDS_PER_SECTION = 8.0
 WINDOW_BARS = (4, 8)  # bars either side of a candidate boundary whose means are compared
@@ -194,7 +196,7 @@ def analyse_structure(beats: np.ndarray, onset: np.ndarray, low_onset: np.ndarra
     result = Structure()
     inner = onset.copy()
     inner[-4:] = 0.0  # the STFT's padding makes a transient at the very end (see tempo.py)
-    loud = np.flatnonzero(inner >= MUSIC_ONSET)
+    loud = np.flatnonzero(inner >= min(MUSIC_ONSET, 0.5 * float(inner.max(initial=0.0))))
     if loud.size == 0 or len(beats) < 8:
         result.notes.append("Too few beats to find bars, sections or loops")
         return result

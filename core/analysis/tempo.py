@@ -51,8 +51,10 @@ ONSET_COMPRESSION = 1000.0
 # Harmonic-sum score (a mean of normalised autocorrelations) under which no steady beat is reported.
 MIN_CONFIDENCE = 0.05
 # Strongest onset (compressed mel flux) under which audio has no onsets at all. Music with sparse notes
-# measures 0.3-0.7; a held chord or pad 0.01, a DC offset or a steady tone 0.001.
-MIN_ONSET = 0.1
+# measures 0.3-0.7, a legato melody alone (a flute, a violin: soft attacks, no chords) 0.09; a held chord or
+# pad 0.01, a DC offset or a steady tone 0.001. (At 0.1, solo folk melodies of the real-music development set
+# had no tempo although their beat is the strongest periodicity by far.)
+MIN_ONSET = 0.03
 # Frames at each end of the envelope that only hold the STFT's padding transients (n_fft / hop).
 EDGE_FRAMES = 4
 _GRID_POINTS = 4000
