@@ -24,9 +24,10 @@ The truth comes from the score, never from a key-finding program:
   same tonic in the bass and does not hold the other mode's third (a cadence home, so the excerpt
   does not end in another key); a piece with no such bar is dropped.
 * tempo: one MIDI tempo per piece (the score's own tempo marks are ignored), drawn with a fixed seed
-  from 60-160 quarter notes a minute; the truth is that quarter-note rate. For compound meters (6/8,
-  9/8, 12/8) the dotted quarter is the notated beat, so bench/analysis.py also accepts its rate there
-  and reports the strict quarter-note figure beside it.
+  from 60-160 quarter notes a minute; the truth is that quarter-note rate. Where the time signature
+  notates another beat (the half note in 2/2 and 3/2, the eighth in 3/8, the dotted quarter in 6/8, 9/8
+  and 12/8), bench/analysis.py also accepts that beat's rate and reports the strict quarter-note figure
+  beside it.
 
 Every part gets its own channel and a General MIDI program from an ensemble drawn per piece (piano,
 string quartet, organ, nylon guitar, woodwind quartet, brass, choir), so the set is not one timbre;

@@ -280,6 +280,8 @@ class _Run:
         if self.estimate.bpm is None:
             self.beat_note = "No steady beat found: tempo not determined"
             return None
+        self.estimate = tempo_mod.commensurate_tempo(self.estimate, self.sig.onset_env,
+                                                     tempo_mod.harmonic_change(self.sig.chroma), FPS)
         self._beat_times = tempo_mod.beat_times(self.sig.onset_env, SAMPLE_RATE, HOP_LENGTH, self.estimate.bpm)
         return self._beat_times
 
