@@ -148,7 +148,8 @@ def _periodicity(envelope: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarr
 # tells the beat. The harmonic rhythm is the strongest periodicity of the chroma flux up to
 # ``HARMONIC_RHYTHM_MAX_BPM`` (a chord lasts at least ~0.6 s); it is trusted where that periodicity is at least
 # ``MIN_HARMONIC_PERIODICITY`` (chord changes are regular). On the real-music development set this fixed 2
-# pieces of 64 (76.6 % within 4 %, was 73.4 %) and changed no right answer; the generated set is unchanged (bench/README.md).
+# pieces of 64 (76.6 % within 4 %, was 73.4 %) and changed no right answer; the generated set is unchanged
+# (bench/README.md).
 HARMONIC_RHYTHM_MAX_BPM = 100.0
 MIN_HARMONIC_PERIODICITY = 0.015
 BEATS_PER_CHORD = (1.0, 1.5, 2.0, 3.0, 4.0)
