@@ -56,3 +56,59 @@ def test_no_tempo_without_onsets_or_pulse(tmp_path: Path, name: str) -> None:
     sf.write(path, signals[name].astype(np.float32), synth.SR)
     assert analyze(path, ["tempo"])["tempo"] is None
 
+
+
+# --- the home key, a legato melody's tempo, the beat and the harmonic rhythm (issue #11) --------------------
+
+
+def test_home_key_is_where_the_music_starts_and_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two bars in C, eight in its dominant G, four back in C: most of the time is G, the key is C."""
+    bar = 4 * 60 / 100.0
+    parts = [synth.harmony(0, "major", 100.0, 2 * bar, progression=0),  # C: I-IV
+             synth.harmony(7, "major", 100.0, 8 * bar, progression=2),  # G: I-ii-V-I, twice
+             synth.harmony(0, "major", 100.0, 4 * bar, progression=0)]  # C: I-IV-V-I
+    y = np.concatenate(parts)
+    path = tmp_path / "home.wav"
+    sf.write(path, (0.7 * y / np.abs(y).max()).astype(np.float32), synth.SR)
+    cqt = _cqt(path)
+    found = key_mod.estimate_key_from_cqt(cqt, service.CQT_BINS_PER_OCTAVE, service.CQT_FMIN, service.FPS)
+    assert found.key == "C major", found.candidates
+    # the whole track's profile alone names the key the middle sits in
+    monkeypatch.setattr(key_mod, "EDGE_WEIGHT", 0.0)
+    alone = key_mod.estimate_key_from_cqt(cqt, service.CQT_BINS_PER_OCTAVE, service.CQT_FMIN, service.FPS)
+    assert alone.key == "G major", alone.candidates
+
+
+def _legato_melody(path: Path, bpm: float, attack: float) -> Path:
+    """One line of overlapping notes (a bowed or blown melody alone): soft attacks, no chords, no drums."""
+    sr, beat = synth.SR, 60.0 / bpm
+    notes = [60, 62, 64, 65, 67, 65, 64, 62] * 4
+    out = np.zeros(int(len(notes) * beat * sr) + sr)
+    t = np.arange(int(1.3 * beat * sr)) / sr
+    envelope = np.minimum(1.0, t / attack) * np.exp(-0.8 * t)
+    for i, note in enumerate(notes):
+        tone = sum(0.5**k * np.sin(2 * np.pi * synth.midi_hz(note) * (k + 1) * t) for k in range(4)) * envelope
+        start = int(i * beat * sr)
+        out[start: start + len(tone)] += tone[: len(out) - start]
+    sf.write(path, (0.5 * out / np.abs(out).max()).astype(np.float32), sr)
+    return path
+
+
+def test_a_legato_melody_alone_has_a_tempo(tmp_path: Path) -> None:
+    result = analyze(_legato_melody(tmp_path / "melody.wav", 96.0, attack=0.1), ["tempo", "structure"])
+    assert result["tempo"] is not None and abs(result["tempo"] / 96.0 - 1) <= 0.04, result["notes"]
+    assert len(result["beats"]) > 20
+
+
+def test_the_beat_fits_the_harmonic_rhythm(tmp_path: Path) -> None:
+    """A tempo that fits the chord changes no whole number of times is replaced by one that does; one that fits
+    is kept."""
+    from core.analysis import tempo as tempo_mod
+
+    song = synth.song(2, "major", 90.0, 24.0, style="rock", progression=1)
+    sig = service._Signal(load_mono(song.write(tmp_path / "s.wav"), service.SAMPLE_RATE, service.MAX_SECONDS))
+    change = tempo_mod.harmonic_change(sig.chroma)
+    right = tempo_mod.commensurate_tempo(tempo_mod.TempoEstimate(90.3, 0.5), sig.onset_env, change, service.FPS)
+    assert right.bpm == 90.3
+    odd = tempo_mod.commensurate_tempo(tempo_mod.TempoEstimate(193.0, 0.5), sig.onset_env, change, service.FPS)
+    assert odd.bpm is not None and min(abs(odd.bpm / r - 1) for r in (90.0, 180.0)) <= 0.04, odd
