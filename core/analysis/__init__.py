@@ -38,7 +38,7 @@ __all__ = ["ALL", "ALLOWED", "FEATURES", "analyze", "parse_features"]
 
 
 def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_progress) -> dict[str, Any]:
-    """See core.analysis.service.analyze. Imported on call: numpy and librosa take a second to import,
+    """See core.analysis.service.analyze. Imported on call: numpy and the DSP modules take a moment to import,
     which the web process (which only validates feature names) should not pay."""
     from core.analysis.service import analyze as run
 

@@ -25,7 +25,7 @@ import re
 
 from core.errors import InvalidInput
 
-# As core.analysis.key.PITCH_CLASSES (that module imports librosa; this one stays light).
+# As core.analysis.key.PITCH_CLASSES (that module imports numpy and the DSP; this one stays light).
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 

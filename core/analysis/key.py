@@ -27,8 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import librosa
 import numpy as np
+
+from core.analysis.constant_q import cq_to_chroma
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -74,7 +75,7 @@ def pitch_class_profile(cqt_magnitude: np.ndarray, bins_per_octave: int, fmin: f
     peak = float(cqt_magnitude.max())
     if peak <= 0.0:
         return np.zeros(12)
-    to_chroma = librosa.filters.cq_to_chroma(cqt_magnitude.shape[0], bins_per_octave=bins_per_octave, fmin=fmin)
+    to_chroma = cq_to_chroma(cqt_magnitude.shape[0], bins_per_octave=bins_per_octave, fmin=fmin)
     compressed = np.log1p(CQT_COMPRESSION * (cqt_magnitude / peak))
     return (to_chroma @ compressed).sum(axis=1).astype(np.float64)
 

@@ -16,15 +16,14 @@ so a 10-minute track's result stays a few hundred KB; the rate is reported as ``
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import librosa
 import numpy as np
 
+from core.analysis import constant_q, pitch, spectrum
 from core.analysis import energy as energy_mod
 from core.analysis import key as key_mod
 from core.analysis import structure as structure_mod
@@ -41,7 +40,7 @@ N_MELS = 128
 N_MFCC = 13
 LOW_MEL_BANDS = 10  # of N_MELS up to 11025 Hz: up to ~200 Hz
 # Constant-Q for chroma and key: C1 (32.7 Hz) upwards, 7 octaves, 3 bins per semitone.
-CQT_FMIN = float(librosa.note_to_hz("C1"))
+CQT_FMIN = pitch.note_to_hz("C1")
 CQT_BINS_PER_OCTAVE = 36
 CQT_OCTAVES = 7
 MAX_FRAME_RATE = 2.0
@@ -103,23 +102,24 @@ class _Signal:
         sums: dict[str, Any] | None = ({"centroid": 0.0, "rolloff": 0.0, "bandwidth": 0.0, "contrast": np.zeros(7)}
                                       if self.spectral else None)
         centroids = np.empty(total, dtype=np.float32) if self.spectral else None
+        mel_basis = spectrum.mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS)
         for first in range(0, total, _BLOCK_FRAMES):
             end = min(total, first + _BLOCK_FRAMES)
             segment = _padded_segment(self.y, first, end, N_FFT, "constant")
-            magnitude = np.abs(librosa.stft(segment, n_fft=N_FFT, hop_length=HOP_LENGTH, center=False))
-            mel[:, first:end] = librosa.feature.melspectrogram(S=magnitude**2, sr=SAMPLE_RATE, n_mels=N_MELS)
-            rms[first:end] = librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0]
+            magnitude = spectrum.stft_magnitude(segment, N_FFT, HOP_LENGTH)
+            mel[:, first:end] = mel_basis @ magnitude**2
+            rms[first:end] = spectrum.rms(magnitude, N_FFT)
             offset = (-first) % step
             picked.append(magnitude[:, offset::step])
             if sums is not None:
-                kw = {"S": magnitude, "sr": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH}
-                centroid = librosa.feature.spectral_centroid(**kw)
+                centroid = spectrum.spectral_centroid(magnitude, SAMPLE_RATE, N_FFT)
                 sums["centroid"] += float(centroid.sum())
                 assert centroids is not None
-                centroids[first:end] = centroid[0]
-                sums["rolloff"] += float(librosa.feature.spectral_rolloff(**kw).sum())
-                sums["bandwidth"] += float(librosa.feature.spectral_bandwidth(**kw, centroid=centroid).sum())
-                sums["contrast"] += librosa.feature.spectral_contrast(**kw).sum(axis=1)
+                centroids[first:end] = centroid
+                sums["rolloff"] += float(spectrum.spectral_rolloff(magnitude, SAMPLE_RATE, N_FFT).sum())
+                sums["bandwidth"] += float(spectrum.spectral_bandwidth(magnitude, SAMPLE_RATE, N_FFT, centroid).sum())
+                # Per block, as before: the contrast's dB floor is 80 dB under the block's loudest band.
+                sums["contrast"] += spectrum.spectral_contrast(magnitude, SAMPLE_RATE, N_FFT).sum(axis=1)
         return _Spectrogram(mel, rms, np.concatenate(picked, axis=1), sums, centroids)
 
     @property
@@ -141,33 +141,30 @@ class _Signal:
 
     @cached_property
     def chroma(self) -> np.ndarray:
-        return librosa.feature.chroma_cqt(C=self.cqt, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=CQT_FMIN,
-                                          bins_per_octave=CQT_BINS_PER_OCTAVE, n_octaves=CQT_OCTAVES)
+        return constant_q.chroma_from_cqt(self.cqt, CQT_BINS_PER_OCTAVE, CQT_FMIN)
 
     @cached_property
     def mfcc(self) -> np.ndarray:
-        return librosa.feature.mfcc(S=librosa.power_to_db(self.mel_power), n_mfcc=N_MFCC)
+        return spectrum.mfcc(spectrum.power_to_db(self.mel_power), N_MFCC)
 
     @cached_property
     def zero_crossing_rate(self) -> float:
-        """Mean zero-crossing rate per sample over the frames, as librosa's (centred, edge-padded) computes it."""
+        """Mean zero-crossing rate per sample over the frames, as librosa's (centred, edge-padded) computes it:
+        each block's frames from a segment padded with its edge samples (_padded_segment)."""
         total = 0.0
         for first in range(0, self.frames, _BLOCK_FRAMES):
             end = min(self.frames, first + _BLOCK_FRAMES)
             segment = _padded_segment(self.y, first, end, N_FFT, "edge")
-            total += float(librosa.feature.zero_crossing_rate(segment, frame_length=N_FFT, hop_length=HOP_LENGTH,
-                                                              center=False).sum())
+            total += float(spectrum.zero_crossing_rate(segment, N_FFT, HOP_LENGTH).sum())
         return total / self.frames
 
     @cached_property
     def tuning(self) -> float:
         """Deviation from A440 in semitones (-0.5..0.5), so the CQT bins sit on the track's own pitches."""
         # Tuning is one figure for the whole track: a thousand frames spread over it tell it as well as all
-        # of them, and keep piptrack's float64 temporaries small on a long track.
-        with warnings.catch_warnings():  # no pitched partial at all (a DC offset, noise): tuning 0
-            warnings.simplefilter("ignore", UserWarning)
-            tuning = librosa.estimate_tuning(S=self.spectrogram.tuning_frames, sr=SAMPLE_RATE, n_fft=N_FFT,
-                                             bins_per_octave=12)
+        # of them, and keep the peak picking's temporaries small on a long track. No pitched partial at all
+        # (a DC offset, noise) gives 0.
+        tuning = pitch.estimate_tuning(self.spectrogram.tuning_frames, SAMPLE_RATE, N_FFT, bins_per_octave=12)
         return float(tuning) if np.isfinite(tuning) else 0.0
 
     @cached_property
@@ -180,14 +177,14 @@ class _Signal:
               "tuning": self.tuning * CQT_BINS_PER_OCTAVE / 12}
         block = int(_CQT_BLOCK_SECONDS * SAMPLE_RATE / HOP_LENGTH)
         if self.frames <= block + 2 * _CQT_MARGIN_FRAMES:
-            return np.abs(librosa.cqt(self.y, **kw)).astype(np.float32)
+            return constant_q.cqt_magnitude(self.y, **kw)
         out = np.empty((kw["n_bins"], self.frames), dtype=np.float32)
         for first in range(0, self.frames, block):
             end = min(self.frames, first + block)
             lead = min(first, _CQT_MARGIN_FRAMES)
             start = (first - lead) * HOP_LENGTH
             stop = min(len(self.y), (end + _CQT_MARGIN_FRAMES) * HOP_LENGTH)
-            part = np.abs(librosa.cqt(self.y[start:stop], **kw))
+            part = constant_q.cqt_magnitude(self.y[start:stop], **kw)
             out[:, first:end] = part[:, lead: lead + end - first]
         return out
 

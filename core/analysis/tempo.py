@@ -23,7 +23,8 @@ doubles slow ones. What we do instead:
 3. The beat must fit the harmonic rhythm (``commensurate_tempo``): chords last a whole number of beats (or
    one and a half), so a rate that fits the chord changes no such way is replaced by the multiple of the
    harmonic rhythm the onsets favour most.
-4. Beats are placed by librosa's dynamic-programming tracker (Ellis 2007) at that tempo.
+4. Beats are placed by Ellis' dynamic-programming tracker (2007) at that tempo, with the arithmetic of
+   librosa's ``beat_track`` (beat_tracking.py).
 
 No onsets, no tempo: audio without note or drum onsets (silence, a DC offset, a held tone, a pad) has an
 onset envelope of numerical dust plus the transients the STFT's padding makes at the very start and end.
@@ -37,10 +38,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
-import scipy.ndimage
-import scipy.signal
+
+from core.analysis import beat_tracking, dsp
 
 MIN_BPM = 50.0
 MAX_BPM = 220.0
@@ -90,7 +90,7 @@ def onset_envelope(mel_power: np.ndarray, sr: int, hop_length: int) -> np.ndarra
     compressed = np.log1p(ONSET_COMPRESSION * (mel_power / peak))
     # center=False: the spectrogram comes from a centred STFT already; librosa's default shifts the
     # envelope by another n_fft / (2 * hop) frames, which put every beat ~35 ms late.
-    return librosa.onset.onset_strength(S=compressed, sr=sr, hop_length=hop_length, center=False)
+    return beat_tracking.onset_strength(compressed, hop_length=hop_length, center=False)
 
 
 def without_edges(onset_env: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def _periodicity(envelope: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarr
     bpm = np.geomspace(MIN_BPM, MAX_BPM, _GRID_POINTS)
     period = 60.0 * fps / bpm
     # The period is chosen on the autocorrelation less its smooth trend (see AC_DETREND_SIGMA).
-    detrended = ac - scipy.ndimage.gaussian_filter1d(ac, AC_DETREND_SIGMA)
+    detrended = ac - dsp.gaussian_filter1d(ac, AC_DETREND_SIGMA)
     return bpm, _harmonic_sum(detrended, period, np.arange(len(ac))), ac, period
 
 
@@ -207,14 +207,13 @@ def mean_local_autocorrelation(onset_env: np.ndarray) -> np.ndarray:
     half = WINDOW_FRAMES // 2
     padded = np.pad(onset_env.astype(np.float64), half, mode="linear_ramp", end_values=0)
     hop = min(WINDOW_HOP, max(1, len(onset_env)))
-    frames = librosa.util.frame(padded, frame_length=WINDOW_FRAMES, hop_length=hop)
-    frames = frames * scipy.signal.get_window("hann", WINDOW_FRAMES, fftbins=True)[:, None]
-    ac = librosa.util.normalize(librosa.autocorrelate(frames, axis=0), norm=np.inf, axis=0)
+    frames = dsp.frame(padded, WINDOW_FRAMES, hop)
+    frames = frames * dsp.periodic_hann(WINDOW_FRAMES)[:, None]
+    ac = dsp.normalize_peak(dsp.autocorrelate(frames, axis=0), axis=0)
     return ac.mean(axis=1)
 
 
 def beat_times(onset_env: np.ndarray, sr: int, hop_length: int, bpm: float) -> np.ndarray:
     """Beat positions in seconds, tracked at ``bpm``."""
-    _, beats = librosa.beat.beat_track(onset_envelope=onset_env, sr=sr, hop_length=hop_length, bpm=bpm,
-                                       units="time", trim=False)
+    beats = beat_tracking.beat_track(onset_env, sr=sr, hop_length=hop_length, bpm=bpm)
     return np.asarray(beats, dtype=np.float64)
