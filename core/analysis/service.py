@@ -110,7 +110,7 @@ class _Signal:
             mel[:, first:end] = mel_basis @ magnitude**2
             rms[first:end] = spectrum.rms(magnitude, N_FFT)
             offset = (-first) % step
-            picked.append(magnitude[:, offset::step])
+            picked.append(magnitude[:, offset::step].copy())  # a copy: a view would keep the whole block
             if sums is not None:
                 centroid = spectrum.spectral_centroid(magnitude, SAMPLE_RATE, N_FFT)
                 sums["centroid"] += float(centroid.sum())
