@@ -1,5 +1,6 @@
 """The analysis service on synthesised audio whose tempo and key are known by construction
-(tests/synth.py), through the real decoders (libsndfile, ffmpeg) and the real librosa."""
+(tests/synth.py), through the real decoders (libsndfile, ffmpeg) and the real DSP (tests/test_dsp.py checks it
+against librosa)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ on /socket, read the result from the job, the latest-result route and the export
 stems, and every refusal (unknown features, audio not there yet, someone else's track or stem, a corrupt
 or too-short file).
 
-The embedded worker runs the real analysis (librosa) on clips whose tempo and key are known by
+The embedded worker runs the real analysis on clips whose tempo and key are known by
 construction (tests/synth.py).
 """
 
