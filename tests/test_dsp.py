@@ -135,6 +135,13 @@ def test_mel_filterbank_is_librosas(sr: int, n_fft: int, n_mels: int, fmin: floa
     assert _relative_error(ours, reference) < 1e-6
 
 
+def test_mel_power_is_librosas(signal: np.ndarray) -> None:
+    power = _magnitude(signal) ** 2
+    ours = spectrum.filterbank_power(spectrum.mel_filterbank(SR, N_FFT), power)
+    assert ours.dtype == np.float32
+    assert _relative_error(ours, librosa.feature.melspectrogram(S=power, sr=SR, n_mels=128)) < 1e-6
+
+
 def test_mel_scale_is_slaneys() -> None:
     f = np.array([0.0, 100.0, 999.0, 1000.0, 1001.0, 4000.0, 11025.0])
     assert _relative_error(spectrum.hz_to_mel(f), librosa.hz_to_mel(f)) < 1e-12
@@ -317,6 +324,7 @@ def _librosa_dsp(monkeypatch: pytest.MonkeyPatch) -> None:
         spectrum: {
             "stft_magnitude": stft_magnitude,
             "mel_filterbank": lambda sr, n_fft, n_mels: librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels),
+            "filterbank_power": lambda weights, power: np.einsum("...ft,mf->...mt", power, weights, optimize=True),
             "rms": lambda s, frame_length: librosa.feature.rms(S=s, frame_length=frame_length)[0],
             "spectral_centroid": lambda s, sr, n_fft: librosa.feature.spectral_centroid(S=s, sr=sr, n_fft=n_fft)[0],
             "spectral_rolloff": lambda s, sr, n_fft: librosa.feature.spectral_rolloff(S=s, sr=sr, n_fft=n_fft)[0],

@@ -8,15 +8,18 @@ rounding. The top octave's filters are applied to an FFT frame of the signal; ea
 filters on the signal low-passed and decimated by two (and the hop halved), so every filter is short in
 samples.
 
-Implemented with numpy and soxr (the resampler the decoder already uses): a dense product with the filters'
-spectra (the 1 % smallest coefficients of each zeroed, as librosa's sparse matrix keeps them) replaces the
-sparse one, so scipy is not needed.
+Implemented with numpy and soxr (the resampler the decoder already uses). librosa keeps each octave's filter
+spectra as a scipy sparse matrix (each filter is a few bins wide once its smallest 1 % is dropped); here they are
+kept as rows of (bin, coefficient) pairs and applied with numpy, accumulating in complex64 in ascending bin
+order as scipy's CSR product does. No BLAS call: a dense complex product would be ~20 times the work, and
+OpenBLAS' threads slow to a crawl when the cores are busy with other work.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import soxr
@@ -64,7 +67,8 @@ def filter_lengths(freqs: np.ndarray, sr: float, alpha: np.ndarray) -> tuple[np.
 
 def _filter_spectra(freqs: np.ndarray, alpha: np.ndarray, sr: float, sparsity: float = 0.01) -> tuple[np.ndarray, int]:
     """``(spectra, n_fft)``: the positive-frequency spectra ``(len(freqs), 1 + n_fft // 2)`` complex64 of one
-    octave's filters at ``sr``, and the FFT length (the longest filter rounded up to a power of two).
+    octave's filters at ``sr`` (mostly zeros), and the FFT length (the longest filter rounded up to a power of
+    two).
 
     Filter k is ``exp(2 pi i f_k t / sr)`` over ``lengths[k]`` samples centred on 0, Hann-windowed, divided by its
     L1 norm, centred in ``n_fft`` samples and scaled by ``lengths[k] / n_fft``; its FFT keeps, per row, only the
@@ -93,9 +97,38 @@ def _filter_spectra(freqs: np.ndarray, alpha: np.ndarray, sr: float, sparsity: f
     return np.where(keep, spectra, 0).astype(np.complex64), n_fft
 
 
+class _SparseRows(NamedTuple):
+    """A matrix ``(rows, bins)`` as, per row, its nonzero bins in ascending order and their values, padded to the
+    longest row with the row's last bin and 0."""
+
+    bins: np.ndarray  # (rows, width) int64
+    values: np.ndarray  # (rows, width) complex64
+    n_fft: int
+
+    @classmethod
+    def of(cls, dense: np.ndarray, n_fft: int) -> _SparseRows:
+        nonzero = [np.flatnonzero(row) for row in dense]
+        width = max(len(nz) for nz in nonzero)
+        bins = np.zeros((len(dense), width), dtype=np.int64)
+        values = np.zeros((len(dense), width), dtype=dense.dtype)
+        for r, nz in enumerate(nonzero):
+            bins[r, : len(nz)] = nz
+            bins[r, len(nz):] = nz[-1] if len(nz) else 0
+            values[r, : len(nz)] = dense[r, nz]
+        return cls(bins, values, n_fft)
+
+    def dot(self, x: np.ndarray, first_bin: int = 0) -> np.ndarray:
+        """``matrix @ x`` for ``x`` holding bins ``first_bin ..`` in its rows, complex64 ``(rows, columns)``,
+        summed in ascending bin order (scipy's CSR ``dot``). Zero values add exact zeros for finite ``x``."""
+        out = np.zeros((self.bins.shape[0], x.shape[1]), dtype=np.complex64)
+        for j in range(self.bins.shape[1]):
+            out += self.values[:, j, np.newaxis] * x[self.bins[:, j] - first_bin]
+        return out
+
+
 @lru_cache(maxsize=8)
-def _octave_filters(fmin: float, n_bins: int, bins_per_octave: int, sr: float) -> tuple[tuple[np.ndarray, int], ...]:
-    """Per octave from the top, ``(spectra, n_fft)`` at that octave's sample rate (cached: the same for every
+def _octave_filters(fmin: float, n_bins: int, bins_per_octave: int, sr: float) -> tuple[_SparseRows, ...]:
+    """Per octave from the top, its filters' spectra at that octave's sample rate (cached: the same for every
     block of a track)."""
     freqs = cqt_frequencies(n_bins, fmin, bins_per_octave)
     alpha = relative_bandwidth(freqs)
@@ -109,7 +142,7 @@ def _octave_filters(fmin: float, n_bins: int, bins_per_octave: int, sr: float) -
         # Scaled by sqrt(sr / my_sr), as librosa.vqt does: with the sqrt(2) per halving of the signal
         # (_downsample) and the final 1 / sqrt(length at sr), every octave reads on the top octave's scale.
         spectra = (spectra * np.sqrt(sr / my_sr)).astype(np.complex64)
-        out.append((spectra, n_fft))
+        out.append(_SparseRows.of(spectra, n_fft))
         my_sr /= 2.0
     return tuple(out)
 
@@ -128,18 +161,20 @@ def _downsample(y: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(out, dtype=y.dtype)
 
 
-def _octave_response(y: np.ndarray, n_fft: int, hop_length: int, spectra: np.ndarray) -> np.ndarray:
-    """``spectra @ STFT(y)``: the complex response ``(bins, 1 + len(y) // hop_length)`` complex64 of one octave's
+def _octave_response(y: np.ndarray, hop_length: int, filters: _SparseRows) -> np.ndarray:
+    """``filters @ STFT(y)``: the complex response ``(bins, 1 + len(y) // hop_length)`` complex64 of one octave's
     filters, the STFT rectangular-windowed and centred (``n_fft // 2`` zeros either side), its frames transformed
-    in float64 and rounded to complex64, as librosa's ``stft(window="ones")`` inside ``cqt``."""
+    in float64 and rounded to complex64, as librosa's ``stft(window="ones")`` inside ``cqt``. Only the STFT bins
+    the filters reach are kept."""
+    n_fft = filters.n_fft
     padded = np.pad(y, n_fft // 2)
     frames = frame(padded, n_fft, hop_length)
-    out = np.empty((spectra.shape[0], frames.shape[1]), dtype=np.complex64)
+    low, high = int(filters.bins.min()), int(filters.bins.max()) + 1
+    band = np.empty((high - low, frames.shape[1]), dtype=np.complex64)
     for start in range(0, frames.shape[1], _FFT_COLUMNS):
         stop = min(frames.shape[1], start + _FFT_COLUMNS)
-        stft = np.fft.rfft(frames[:, start:stop].astype(np.float64), axis=0).astype(np.complex64)
-        out[:, start:stop] = spectra @ stft
-    return out
+        band[:, start:stop] = np.fft.rfft(frames[:, start:stop].astype(np.float64), axis=0)[low:high]
+    return filters.dot(band, first_bin=low)
 
 
 def _early_downsample_count(nyquist: float, cutoff: float, hop_length: int, octaves: int) -> int:
@@ -183,8 +218,8 @@ def cqt_magnitude(y: np.ndarray, sr: float, hop_length: int, fmin: float, n_bins
         sr = sr / factor
     responses = []
     my_y, my_hop = y, hop_length
-    for i, (spectra, n_fft) in enumerate(_octave_filters(float(fmin), n_bins, bins_per_octave, float(sr))):
-        responses.append(_octave_response(my_y, n_fft, my_hop, spectra))
+    for i, filters in enumerate(_octave_filters(float(fmin), n_bins, bins_per_octave, float(sr))):
+        responses.append(_octave_response(my_y, my_hop, filters))
         if i + 1 < octaves:
             my_hop //= 2
             my_y = _downsample(my_y, 2)
@@ -221,7 +256,7 @@ def chroma_from_cqt(cqt: np.ndarray, bins_per_octave: int, fmin: float, n_chroma
     """Chroma ``(n_chroma, frames)`` from a CQT magnitude ``(bins, frames)``: the bins summed into pitch classes
     (``cq_to_chroma``), negatives set to 0, each frame divided by its largest class (left as is when that is
     under the smallest normal float): ``librosa.feature.chroma_cqt(C=cqt, ...)`` with its defaults."""
-    chroma = cq_to_chroma(cqt.shape[0], bins_per_octave, n_chroma, fmin) @ cqt
+    chroma = np.einsum("cf,ft->ct", cq_to_chroma(cqt.shape[0], bins_per_octave, n_chroma, fmin), cqt)  # no BLAS
     chroma[chroma < 0.0] = 0.0
     peak = np.max(np.abs(chroma).astype(np.float64), axis=0, keepdims=True)
     peak[peak < np.finfo(chroma.dtype).tiny] = 1.0

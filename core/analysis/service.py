@@ -107,7 +107,7 @@ class _Signal:
             end = min(total, first + _BLOCK_FRAMES)
             segment = _padded_segment(self.y, first, end, N_FFT, "constant")
             magnitude = spectrum.stft_magnitude(segment, N_FFT, HOP_LENGTH)
-            mel[:, first:end] = mel_basis @ magnitude**2
+            mel[:, first:end] = spectrum.filterbank_power(mel_basis, magnitude**2)
             rms[first:end] = spectrum.rms(magnitude, N_FFT)
             offset = (-first) % step
             picked.append(magnitude[:, offset::step].copy())  # a copy: a view would keep the whole block
