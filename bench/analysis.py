@@ -10,7 +10,7 @@
    envelope of tempo and energy ...). The naive path applies the same tempo/key/energy methods to
    what it computed, and the run checks that both paths agree (same tempo and key, same spectral
    means), so the two timings are for the same answer. Both paths are warmed up first (numba
-   compiles librosa's beat tracker on first use); then ROUNDS rounds alternate the two and the
+   compiles librosa's jitted helpers on first use); then ROUNDS rounds alternate the two and the
    median of each is reported. Target: analysis time at most 0.5 of the naive time.
 2. Accuracy, on a generated set of 48 tracks: every tonic in both modes, twice, at tempos spread
    evenly over 70-180 BPM (shuffled across keys), cycling through three drum patterns and three
