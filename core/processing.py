@@ -15,6 +15,8 @@ from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL, ENGINES, MODE
 
 KIND = "processing"
 LOCAL, LALALAI = "local", "lalalai"
+# A preview separates only part of the track: this many seconds (default, least, most).
+PREVIEW_SECONDS, PREVIEW_MIN_SECONDS, PREVIEW_MAX_SECONDS = 20.0, 5.0, 60.0
 
 
 def check_choice(model: str, engine: str) -> tuple[str, str]:
@@ -29,12 +31,40 @@ def check_choice(model: str, engine: str) -> tuple[str, str]:
     return model, engine
 
 
-def job_params(model: str = DEFAULT_MODEL, engine: str = DEFAULT_ENGINE) -> dict[str, Any]:
-    """What a processing job is asked to do. lalal.ai jobs add their task id, the minutes lalal.ai
-    charged and which key they ran on once the task exists (core/lalalai_account.py reads them)."""
-    return {"model": model, "engine": engine}
+def check_preview(start: float | None, duration: float, track_seconds: float | None) -> tuple[float | None, float]:
+    """A preview window (start may be None: the worker picks the loudest part), or ``InvalidInput`` naming the
+    field (``preview.start``, ``preview.duration``). ``track_seconds`` (None when unknown) bounds the window."""
+    details: dict[str, str] = {}
+    if not PREVIEW_MIN_SECONDS <= duration <= PREVIEW_MAX_SECONDS:
+        details["preview.duration"] = f"must be {PREVIEW_MIN_SECONDS:g}-{PREVIEW_MAX_SECONDS:g} seconds"
+    elif track_seconds is not None and duration > track_seconds:
+        details["preview.duration"] = f"the track is only {track_seconds:g} s long"
+    if start is not None and start < 0:
+        details["preview.start"] = "must be 0 or more seconds"
+    elif start is not None and track_seconds is not None and not details and start + duration > track_seconds:
+        details["preview.start"] = (f"the window {start:g}-{start + duration:g} s is outside the track "
+                                    f"({track_seconds:g} s); start at most at {max(0.0, track_seconds - duration):g} s")
+    if details:
+        raise InvalidInput("; ".join(f"{k} {v}" for k, v in details.items()), details=details)
+    return start, duration
 
 
-def job_result(model: str, stems: list[dict[str, Any]]) -> dict[str, Any]:
-    """``Job.result`` and the ``job:completed`` payload: what ``GET /api/processing/job/:id`` shows."""
-    return {"model": model, "stems": stems}
+def job_params(model: str = DEFAULT_MODEL, engine: str = DEFAULT_ENGINE,
+               preview: tuple[float | None, float] | None = None) -> dict[str, Any]:
+    """What a processing job is asked to do. ``preview`` (start or None, duration in seconds) asks for a preview
+    of part of the track; the worker stores the window it used as ``preview.start``/``preview.end``. lalal.ai jobs
+    add their task id, the minutes lalal.ai charged and which key they ran on once the task exists
+    (core/lalalai_account.py reads them)."""
+    params: dict[str, Any] = {"model": model, "engine": engine}
+    if preview is not None:
+        params["preview"] = {"start": preview[0], "duration": preview[1]}
+    return params
+
+
+def job_result(model: str, stems: list[dict[str, Any]], preview: tuple[float, float] | None = None) -> dict[str, Any]:
+    """``Job.result`` and the ``job:completed`` payload: what ``GET /api/processing/job/:id`` shows; a preview
+    job adds its window, ``{"start", "end"}`` in seconds."""
+    result: dict[str, Any] = {"model": model, "stems": stems}
+    if preview is not None:
+        result["preview"] = {"start": preview[0], "end": preview[1]}
+    return result

@@ -188,7 +188,14 @@ class Stem(SQLModel, table=True):
     size: int | None = Field(default=None, sa_type=sa.BigInteger)
     engine: str = Field(default="local", max_length=20)
     model: str = Field(default="", max_length=40)
+    # A preview separates only [preview_start, preview_end) of the track (seconds); both None for full stems.
+    preview_start: float | None = None
+    preview_end: float | None = None
     created_at: datetime = _ts()
+
+    @property
+    def is_preview(self) -> bool:
+        return self.preview_start is not None
 
 
 class AnalysisResult(SQLModel, table=True):

@@ -57,12 +57,15 @@ class JobRow:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     retry_of: str | None = None
+    label: str = ""  # what the job is, in words: its kind's label, "Preview" for a separation preview
 
     @classmethod
     def of(cls, job: Job, title: str) -> JobRow:
-        retry_of = (job.params or {}).get(jobs.RETRY_OF)
+        params = job.params or {}
+        retry_of = params.get(jobs.RETRY_OF)
+        label = "Preview" if job.kind == "processing" and params.get("preview") else KIND_LABELS.get(job.kind, job.kind)
         return cls(job.id, job.kind, job.track_id, title, job.status, job.progress, job.message, job.error,
-                   job.created_at, job.started_at, job.finished_at, str(retry_of) if retry_of else None)
+                   job.created_at, job.started_at, job.finished_at, str(retry_of) if retry_of else None, label)
 
     def apply(self, event: Event) -> None:
         """Bring the row up to date with one of its job's events."""
@@ -141,8 +144,9 @@ class _RowView:
                         ui.link(title, f"/tracks/{row.track_id}").classes(
                             "font-medium truncate text-primary").mark("job-track")
                     else:
-                        ui.label(KIND_LABELS.get(row.kind, row.kind)).classes("font-medium")
-                    ui.badge(KIND_LABELS.get(row.kind, row.kind)).props("outline color=grey-6").mark("job-kind")
+                        ui.label(row.label or KIND_LABELS.get(row.kind, row.kind)).classes("font-medium")
+                    ui.badge(row.label or KIND_LABELS.get(row.kind, row.kind)).props(
+                        "outline color=grey-6").mark("job-kind")
                     ui.space()
                     self.status = ui.badge(row.status).props("data-testid=job-status").mark("job-status")
                 self.bar = ui.linear_progress(value=0, show_value=False, size="8px").props("rounded")

@@ -22,6 +22,7 @@ from core.analysis import record
 from core.analysis import results as analysis_results
 from core.errors import NotFound, StemForgeError
 from core.events import Event
+from core.processing import PREVIEW_SECONDS
 from core.separation import MODELS
 from core.settings import get_settings
 from data.db import session_scope
@@ -164,6 +165,19 @@ def _actions(user: User, track: Track, defaults: dict[str, Any]) -> None:
                     ),
                 )),
             ).props("color=primary unelevated" + ready).mark("separate")
+            ui.button(
+                f"Preview {PREVIEW_SECONDS:g} s",
+                icon="bolt",
+                on_click=guarded(lambda: _start(
+                    "Preview",
+                    lambda db: submit_processing(
+                        db, context.events(), user.id, get_settings(), track_id=track.id, model=model.value,
+                        engine=engine.value, preview=(None, PREVIEW_SECONDS),
+                    ),
+                )),
+            ).props("outline" + ready).mark("preview").tooltip(
+                f"Separate only {PREVIEW_SECONDS:g} s of the loudest part: hear what the stems will be like in "
+                "seconds (the full stems are not touched)")
             ui.button("Analyse", on_click=guarded(lambda: _analyse_track(user, track))).props("outline" + ready).mark(
                 "analyze")
 
@@ -361,6 +375,41 @@ def _stems_card(user: User, track: Track, rows: list[Stem], analyses: dict[uuid.
                 panels.append(_StemPanel(user, stem, analyses.get(stem.id), head, body))
 
 
+def _preview_card(track: Track, rows: list[Stem]) -> None:
+    """The newest preview's stems, each with a player (nothing without a preview)."""
+    if not rows:
+        return
+    first = rows[0]
+    with ui.card().classes("w-full gap-2").mark("preview-card"):
+        with ui.row().classes("w-full items-center gap-2"):
+            ui.icon("bolt").classes("text-xl text-amber-5")
+            ui.label("Preview").classes("text-lg font-semibold")
+            ui.label(f"{mmss(first.preview_start or 0)}–{mmss(first.preview_end or 0)} of the track · {first.model}"
+                     f" · {first.engine}").classes(MUTED).mark("preview-span")
+        ui.label("Only this part was separated; the full stems (Separate) are what the editor and the ZIP "
+                 "use.").classes(f"text-sm {MUTED}")
+        with ui.row().classes("w-full gap-4"):
+            for stem in rows:
+                with ui.column().classes("gap-1 min-w-[14rem] flex-1").mark("preview-stem"):
+                    with ui.row().classes("items-center gap-2"):
+                        ui.element("span").classes("inline-block w-3 h-3 rounded-sm").style(
+                            f"background:{stem_color(stem.stem_type)}")
+                        ui.label(stem.stem_type.capitalize()).classes("font-medium")
+                        ui.link("Download", f"/export/stem/{stem.id}").classes("text-sm")
+                    ui.audio(public_url(stem.path)).classes("w-full")
+
+
+async def _preview_stems(user: User, track_id: uuid.UUID) -> list[Stem]:
+    async with session_scope() as db:
+        return await stems.latest_preview(db, user.id, track_id)
+
+
+async def _is_preview_job(job_id: uuid.UUID) -> bool:
+    async with session_scope() as db:
+        job = await db.get(Job, job_id)
+    return bool(job is not None and (job.params or {}).get("preview"))
+
+
 # --- the page -------------------------------------------------------------------------------------------------
 
 
@@ -383,6 +432,10 @@ async def render_track(user: User, track: Track) -> None:
         _analysis_card(user, state["track"], result)
 
     @ui.refreshable
+    async def preview_section() -> None:
+        _preview_card(state["track"], await _preview_stems(user, track.id))
+
+    @ui.refreshable
     async def stems_section() -> None:
         rows = await _stems(user, track.id)
         analyses = await _stem_analyses(user, rows)
@@ -399,7 +452,10 @@ async def render_track(user: User, track: Track) -> None:
             header.refresh()
             analysis_section.refresh()
         elif kind == "processing":
-            if not failed:
+            if not failed and await _is_preview_job(event.job_id):
+                preview_section.refresh()
+                ui.notify("Preview ready: listen to it below", type="positive")
+            elif not failed:
                 stems_section.refresh()
                 ui.notify("Separation finished: the stems are below", type="positive")
         elif kind == "analysis":
@@ -422,6 +478,7 @@ async def render_track(user: User, track: Track) -> None:
         ui.label("Jobs").classes("text-lg font-semibold")
         await jobs_view(user.id, track_id=track.id, limit=200, on_finished=on_finished)
     await analysis_section()
+    await preview_section()
     await stems_section()
     follow_user_events(user.id, on_event)
 

@@ -56,16 +56,22 @@ async def submit_processing(
     track_id: uuid.UUID,
     model: str = DEFAULT_MODEL,
     engine: str = DEFAULT_ENGINE,
+    preview: tuple[float | None, float] | None = None,
 ) -> Job:
-    """Separate a track into stems. Unknown model or engine: InvalidInput listing the allowed values;
-    not the user's track: NotFound; no audio yet: Conflict ``audio_not_ready``; the lalal.ai engine
-    without a stored license key: LalalaiKeyError (401) saying where to set it."""
+    """Separate a track into stems, or with ``preview`` (start or None for the loudest part, duration in
+    seconds) only part of it. Unknown model or engine: InvalidInput listing the allowed values; a preview
+    window outside the track: InvalidInput naming the field; not the user's track: NotFound; no audio yet:
+    Conflict ``audio_not_ready``; the lalal.ai engine without a stored license key: LalalaiKeyError (401)
+    saying where to set it."""
     model, engine = processing.check_choice(model, engine)
     track = await tracks.track_with_audio(session, user_id, track_id, "separate")
+    if preview is not None:
+        preview = processing.check_preview(preview[0], preview[1],
+                                           float(track.duration) if track.duration else None)
     if engine == processing.LALALAI:
         await lalalai_account.license_key(session, user_id, settings)
     job = await jobs.create_job(
-        session, events, user_id, processing.KIND, track.id, processing.job_params(model, engine)
+        session, events, user_id, processing.KIND, track.id, processing.job_params(model, engine, preview)
     )
     await enqueue_async(processing.KIND, job.id)
     return job

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.daw.manifest import Manifest
+from core.processing import PREVIEW_MAX_SECONDS, PREVIEW_MIN_SECONDS, PREVIEW_SECONDS
 from core.separation.catalog import DEFAULT_ENGINE, DEFAULT_MODEL, ENGINES, MODEL_NAMES
 
 T = TypeVar("T")
@@ -299,11 +300,22 @@ ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]
 EngineName = Literal[ENGINES]  # type: ignore[valid-type]
 
 
+class PreviewWindow(BaseModel):
+    start: float | None = Field(default=None, description="Seconds into the track; default: its loudest, most "
+                                "energetic part (from its analysis when there is one)")
+    duration: float = Field(default=PREVIEW_SECONDS, description=f"Seconds, {PREVIEW_MIN_SECONDS:g}-"
+                            f"{PREVIEW_MAX_SECONDS:g}")
+
+
 class SeparateRequest(BaseModel):
     track_id: uuid.UUID = Field(description="The track to separate; its audio must be downloaded or uploaded")
     model: ModelName = Field(default=DEFAULT_MODEL, description="One of GET /api/processing/models")
     engine: EngineName = Field(default=DEFAULT_ENGINE, description='"local" (Demucs on this server) or "lalalai" '
                                "(the lalal.ai cloud API with your license key from the settings)")
+    preview: PreviewWindow | None = Field(default=None, description="Separate only this part of the track, to hear "
+                                          "quickly what the stems will be like. Its stems are marked as a preview "
+                                          "and kept apart from the full stems (the editor and the ZIP never use "
+                                          "them)")
 
 
 class ProcessingQueued(BaseModel):
@@ -311,6 +323,11 @@ class ProcessingQueued(BaseModel):
     track_id: uuid.UUID
     model: str
     status: Literal["queued"] = "queued"
+
+
+class PreviewSpan(BaseModel):
+    start: float = Field(description="Seconds into the track")
+    end: float = Field(description="Seconds into the track")
 
 
 class StemOut(BaseModel):
@@ -324,6 +341,8 @@ class StemOut(BaseModel):
     model: str
     url: str = Field(description="/files/... URL for playing (Range requests work)")
     download_url: str = Field(description="/export/stem/{id}: the file as a download")
+    preview: PreviewSpan | None = Field(default=None, description="Set for the stems of a preview: the part of the "
+                                        "track they cover")
     created_at: datetime
 
 
@@ -333,6 +352,8 @@ class ProcessingJobOut(BaseModel):
     progress: int
     model: str
     stems: list[StemOut] = Field(default_factory=list, description="The stems, once the job has completed")
+    preview: PreviewSpan | None = Field(default=None, description="Set for a preview job once it has completed: "
+                                        "the part of the track it separated")
     error: str | None = Field(default=None, description="Why it failed, in words a person can act on")
 
 

@@ -21,8 +21,9 @@ from data.models import Stem
 
 
 async def track_stems(session: AsyncSession, user_id: uuid.UUID, track_id: uuid.UUID) -> dict[uuid.UUID, Stem]:
-    """Every stored stem of the user's track (of any of its separations), by id."""
-    rows = await session.exec(select(Stem).where(Stem.track_id == track_id, Stem.user_id == user_id)
+    """Every stored full stem of the user's track (of any of its separations; previews are not), by id."""
+    rows = await session.exec(select(Stem).where(Stem.track_id == track_id, Stem.user_id == user_id,
+                                                 col(Stem.preview_start).is_(None))
                               .order_by(col(Stem.created_at), col(Stem.stem_type)))
     return {row.id: row for row in rows.all()}
 

@@ -133,8 +133,13 @@ class LocalEngine:
             return [name for name, _ in self._models]
 
     def separate(self, audio: Path, out_dir: Path, model: str = DEFAULT_MODEL, progress: ProgressFn = no_progress,
-                 *, fmt: str | None = None, read_frames: int = 1 << 17) -> list[StemFile]:
-        """Separate ``audio`` into ``out_dir/<stem>.<fmt>``; returns one StemFile per stem, in model order."""
+                 *, fmt: str | None = None, read_frames: int = 1 << 17,
+                 window: tuple[float, float] | None = None) -> list[StemFile]:
+        """Separate ``audio`` into ``out_dir/<stem>.<fmt>``; returns one StemFile per stem, in model order.
+
+        ``window`` (start, end) in seconds separates only that part (a preview): the stems hold just those samples,
+        exactly as the whole track's separation has them (the same normalisation over the whole track, the chunks
+        of the same grid that reach into the window). Raises BadInput for a window outside the track."""
         info = model_info(model)
         fmt = check_format(fmt or self.settings.stem_format)
         progress(0.0, f"Loading model {model}")
@@ -145,7 +150,13 @@ class LocalEngine:
         progress(_CHUNKS_FROM, f"Separating with {model}")
         mean = th.tensor(loudness.mean, dtype=th.float32)
         std = th.tensor(loudness.std, dtype=th.float32) + 1e-8
-        run = WindowedSeparation(net, loudness.frames, device=self.device, overlap=OVERLAP)
+        span = None
+        if window is not None:
+            span = (max(0, round(window[0] * net.samplerate)), min(loudness.frames, round(window[1] * net.samplerate)))
+            if span[0] >= span[1]:
+                raise BadInput(f"The window {window[0]:g}-{window[1]:g} s is outside the track "
+                               f"({loudness.frames / net.samplerate:.1f} s)")
+        run = WindowedSeparation(net, loudness.frames, device=self.device, overlap=OVERLAP, window=span)
         reporter = _Reporter(progress, f"Separating with {model}", run.total_chunks)
         stems = list(net.sources)
         if sorted(stems) != sorted(info.stem_names):

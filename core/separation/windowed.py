@@ -30,7 +30,7 @@ class _ModelPass:
     """One model (not a bag) walking the track on apply_model's chunk grid."""
 
     def __init__(self, model: Any, index: int, length: int, overlap: float, transition_power: float,
-                 device: th.device) -> None:
+                 device: th.device, window: tuple[int, int] | None = None) -> None:
         self.model = model
         self.index = index
         self.length = length
@@ -39,8 +39,12 @@ class _ModelPass:
         self.overlap = overlap
         self.transition_power = transition_power
         self.device = device
-        self.chunks = len(range(0, length, self.stride))
-        self.offset = 0  # start of the next chunk; every sample before it has been handed out
+        # Only the output samples [keep_from, keep_to) are wanted: the chunks of the grid that reach into them are
+        # the first one starting after keep_from - segment_length up to the last one starting before keep_to.
+        self.keep_from, self.keep_to = window if window is not None else (0, length)
+        first = max(0, (self.keep_from - self.segment_length) // self.stride + 1) * self.stride
+        self.chunks = len(range(first, min(self.keep_to, length), self.stride))
+        self.offset = first  # start of the next chunk; every sample before it has been handed out
         seg = self.segment_length
         weight = th.cat([th.arange(1, seg // 2 + 1, device=device), th.arange(seg - seg // 2, 0, -1, device=device)])
         self.weight = (weight / weight.max()) ** transition_power
@@ -50,7 +54,7 @@ class _ModelPass:
 
     @property
     def done(self) -> bool:
-        return self.offset >= self.length
+        return self.offset >= min(self.length, self.keep_to)
 
     def _chunk_length(self) -> int:
         return min(self.length - self.offset, self.segment_length)
@@ -81,7 +85,10 @@ class _ModelPass:
         self.out[..., :length] += (self.weight[:length] * chunk_out).to(self.out.device)
         self.sum_weight[:length] += self.weight[:length].to(self.out.device)
         final = min(self.stride, self.length - self.offset)
-        block = self.out[..., :final] / self.sum_weight[:final]
+        # Of the finished samples [offset, offset + final), only those inside the wanted window.
+        lo = min(final, max(0, self.keep_from - self.offset))
+        hi = max(lo, min(final, self.keep_to - self.offset))
+        block = self.out[..., lo:hi] / self.sum_weight[lo:hi]
         # Slide the pending window to the next chunk's start.
         keep = self.segment_length - final
         self.out[..., :keep] = self.out[..., final:].clone()
@@ -96,9 +103,13 @@ class WindowedSeparation:
     """Feed normalised input blocks in, get the separated (still normalised) output out, in order."""
 
     def __init__(self, model: Any, length: int, *, device: th.device | str = "cpu", overlap: float = 0.25,
-                 transition_power: float = 1.0) -> None:
+                 transition_power: float = 1.0, window: tuple[int, int] | None = None) -> None:
+        """``window`` (start, end) in samples: hand out only those output samples, computing only the chunks of the
+        whole track's grid that reach into them, so they are exactly what the whole separation gives there."""
         if length <= 0:
             raise ValueError("nothing to separate")
+        if window is not None and not 0 <= window[0] < window[1] <= length:
+            raise ValueError(f"window {window} is not inside the track's {length} samples")
         device = th.device(device)
         if isinstance(model, BagOfModels):
             subs, self.weights = list(model.models), model.weights
@@ -106,7 +117,8 @@ class WindowedSeparation:
             subs, self.weights = [model], None
         self.sources = list(model.sources)
         self.length = length
-        self.passes = [_ModelPass(m, i, length, overlap, transition_power, device) for i, m in enumerate(subs)]
+        self.passes = [_ModelPass(m, i, length, overlap, transition_power, device, window)
+                       for i, m in enumerate(subs)]
         # Chunks of all models together: what a progress report counts to.
         self.total_chunks = sum(p.chunks for p in self.passes)
         self.callback_arg = {"models": len(subs), "shift_idx": 0, "audio_length": length}
@@ -141,6 +153,12 @@ class WindowedSeparation:
                         continue
                     block = block[None]
                     buffer = block if buffer.shape[-1] == 0 else th.cat([buffer, block], dim=-1)
+                    # Input before what any model still needs (before a window) is not kept.
+                    needed = min(p.input_range()[0] for p in active)
+                    if needed > buffer_start:
+                        drop = min(needed - buffer_start, buffer.shape[-1])
+                        buffer = buffer[..., drop:]
+                        buffer_start += drop
                 pending[current.index].append(current.step(buffer, buffer_start, callback, self.callback_arg))
                 # Drop input no model needs any more.
                 needed = min((p.input_range()[0] for p in self.passes if not p.done), default=self.length)

@@ -42,21 +42,28 @@ async def separate(body: SeparateRequest, request: Request, user: HeavyUser, ses
     """Enqueues a separation of the track into stems; follow it on `/socket` or poll
     `GET /api/processing/job/{id}`. An unknown model or engine answers 422 listing the allowed values; a
     track whose audio has not arrived yet 409 `audio_not_ready`; the `lalalai` engine without a stored
-    license key 401 `unauthorized` (set it with `PUT /users/settings` `lalalai_key` or on the settings page)."""
+    license key 401 `unauthorized` (set it with `PUT /users/settings` `lalalai_key` or on the settings page).
+    With `preview` only that part of the track is separated (a window outside the track answers 422 naming
+    `preview.start` or `preview.duration`); its stems are marked as a preview and never replace the full stems."""
+    preview = (body.preview.start, body.preview.duration) if body.preview is not None else None
     job = await submit_processing(session, request.app.state.events, user.id, settings, track_id=body.track_id,
-                                  model=body.model, engine=body.engine)
+                                  model=body.model, engine=body.engine, preview=preview)
     return Envelope(data=ProcessingQueued(job_id=job.id, track_id=body.track_id, model=body.model))
 
 
-@router.get("/job/{job_id}", response_model=Envelope[ProcessingJobOut], responses=_errors)
+@router.get("/job/{job_id}", response_model=Envelope[ProcessingJobOut], responses=_errors,
+            response_model_exclude_unset=True)
 async def processing_job(job_id: str, user: CurrentUser, session: SessionDep) -> Envelope[ProcessingJobOut]:
     """The job's status; `stems` lists the stem records once it completed, `error` says why it failed."""
     job = await jobs.get_job_for_user(session, user.id, job_id_of(job_id), KIND)
     done = job.status == jobs.COMPLETED
     stems = [StemOut.model_validate(s) for s in (job.result or {}).get("stems", [])] if done else []
+    # A preview job (and each of its stems) adds `preview`; any other keeps the contract's exact shape.
+    preview = (job.result or {}).get("preview") if done else None
     return Envelope(data=ProcessingJobOut(
         id=job.id, status=job.status, progress=job.progress,  # type: ignore[arg-type]
         model=str((job.params or {}).get("model", "")), stems=stems, error=job.error,
+        **({"preview": preview} if preview else {}),
     ))
 
 
