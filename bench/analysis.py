@@ -302,6 +302,9 @@ def main() -> None:
             print_real_music(name, real[which])
     extra = {f"real_{which}_{k}": (round(v, 4) if isinstance(v, float) else v)
              for which, figures in real.items() for k, v in figures.items() if k != "misses"}
+    for which, figures in real.items():
+        extra[f"real_{which}_key_ok"] = figures["key"] >= TARGET_REAL_MIN
+        extra[f"real_{which}_tempo_ok"] = figures["tempo"] >= TARGET_REAL_MIN
 
     print(json.dumps({
         "analysis_all_s": round(t_ours, 3),

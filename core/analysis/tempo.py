@@ -12,7 +12,8 @@ doubles slow ones. What we do instead:
    outweigh quiet ones, and the envelope does not change with the gain of the recording.
 2. The tempo (``estimate_tempo``) is the period whose first ``HARMONICS`` multiples together
    collect the most autocorrelation of that envelope (a harmonic sum over a fine grid from
-   ``MIN_BPM`` to ``MAX_BPM``). The autocorrelation is the mean of local ones over ~12 s windows
+   ``MIN_BPM`` to ``MAX_BPM``, weighed by a weak preference for ~100 BPM, ``tempo_preference``, which
+   only decides near ties between metrical levels). The autocorrelation is the mean of local ones over ~12 s windows
    (a tempogram), so it decays with lag the same way for a clip and for a whole song. A period
    half the true beat loses on the odd terms (the off-beats are weak); a period twice the beat
    reaches further into the decaying autocorrelation and loses too. Summing several multiples
@@ -70,6 +71,9 @@ AC_DETREND_SIGMA = 4.0
 # Detrended harmonic sum under which there is no pulse: white noise measures 0.0013-0.0016 (10 s clips),
 # the most legato real music of the development set 0.003, drum tracks 0.1-0.55. A thin margin; see bench/README.
 MIN_PERIODICITY = 0.0025
+# Where the beat is looked for first when two metrical levels fit as well (see ``tempo_preference``).
+PREFERRED_BPM = 100.0
+PREFERENCE_OCTAVES = 1.5
 
 NO_ONSETS = "no_onsets"
 NO_PULSE = "no_pulse"
@@ -117,12 +121,22 @@ def estimate_tempo(onset_env: np.ndarray, fps: float) -> TempoEstimate:
     if found is None:
         return TempoEstimate(None, 0.0, NO_ONSETS)
     bpm, score, ac, period = found
-    best = int(np.argmax(score))
+    best = int(np.argmax(score * tempo_preference(bpm)))
     # The confidence is the mean plain (not detrended) autocorrelation at the chosen period's multiples.
     confidence = float(np.clip(_harmonic_sum(ac, period[best : best + 1], np.arange(len(ac)))[0], 0.0, 1.0))
     if confidence < MIN_CONFIDENCE or score[best] < MIN_PERIODICITY or best in (0, len(score) - 1):
         return TempoEstimate(None, confidence, NO_PULSE)
     return TempoEstimate(float(bpm[best]), confidence)
+
+
+def tempo_preference(bpm: np.ndarray) -> np.ndarray:
+    """A weak preference for beats near ``PREFERRED_BPM``: exp(-0.5 (log2(bpm / PREFERRED_BPM) / PREFERENCE_OCTAVES)²),
+    0.80 one octave away. The harmonic sum of a piece whose notes run in steady eighths is as high at the eighth
+    note as at the quarter (the odd multiples are no weaker), and the eighth of a slow piece won the tie; listeners
+    tap the slower level in that case (the resonance of tapped tempo lies near 100-120 BPM: van Noorden &
+    Moelants 1999). On the real-music development set 76.6 % -> 82.8 % within 4 %; the generated drum tracks
+    (70-180 BPM) stay at 100 %."""
+    return np.exp(-0.5 * (np.log2(bpm / PREFERRED_BPM) / PREFERENCE_OCTAVES) ** 2)
 
 
 def _periodicity(envelope: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -186,7 +200,7 @@ def commensurate_tempo(estimate: TempoEstimate, onset_env: np.ndarray, change_en
     if any(abs(ratio / beats - 1.0) <= COMMENSURATE_TOLERANCE for beats in BEATS_PER_CHORD):
         return estimate
     candidates = [chord_rate * beats for beats in BEATS_PER_CHORD if MIN_BPM <= chord_rate * beats <= MAX_BPM]
-    scores = [float(np.interp(c, bpm, onsets[1])) for c in candidates]
+    scores = [float(np.interp(c, bpm, onsets[1] * tempo_preference(bpm))) for c in candidates]
     return TempoEstimate(candidates[int(np.argmax(scores))], estimate.confidence)
 
 
