@@ -36,16 +36,18 @@ def check_preview(start: float | None, duration: float, track_seconds: float | N
     field (``preview.start``, ``preview.duration``). ``track_seconds`` (None when unknown) bounds the window."""
     details: dict[str, str] = {}
     if not PREVIEW_MIN_SECONDS <= duration <= PREVIEW_MAX_SECONDS:
-        details["preview.duration"] = f"must be {PREVIEW_MIN_SECONDS:g}-{PREVIEW_MAX_SECONDS:g} seconds"
+        details["preview.duration"] = f"A preview lasts {PREVIEW_MIN_SECONDS:g} to {PREVIEW_MAX_SECONDS:g} seconds"
     elif track_seconds is not None and duration > track_seconds:
-        details["preview.duration"] = f"the track is only {track_seconds:g} s long"
+        details["preview.duration"] = (f"The track is only {track_seconds:g} s long: preview at most "
+                                       f"{track_seconds:g} s, or separate the whole track")
     if start is not None and start < 0:
-        details["preview.start"] = "must be 0 or more seconds"
+        details["preview.start"] = "A preview starts at 0 s or later"
     elif start is not None and track_seconds is not None and not details and start + duration > track_seconds:
-        details["preview.start"] = (f"the window {start:g}-{start + duration:g} s is outside the track "
-                                    f"({track_seconds:g} s); start at most at {max(0.0, track_seconds - duration):g} s")
+        details["preview.start"] = (f"{start:g}-{start + duration:g} s runs past the end of the track "
+                                    f"({track_seconds:g} s); the latest start for {duration:g} s is "
+                                    f"{max(0.0, track_seconds - duration):g} s")
     if details:
-        raise InvalidInput("; ".join(f"{k} {v}" for k, v in details.items()), details=details)
+        raise InvalidInput(" ".join(f"{message}." for message in details.values()), details=details)
     return start, duration
 
 

@@ -27,8 +27,18 @@ def track_label(track: Track) -> str:
 
 
 def stem_filename(track: Track, stem: Stem) -> str:
-    """ "Artist - Title - vocals.wav", safe on every OS."""
-    return safe_filename(f"{track_label(track)} - {stem.stem_type}", stem.format, max_len=180)
+    """ "Artist - Title - vocals.wav", safe on every OS; a preview's stem says which part it holds:
+    "Artist - Title - vocals (preview 1m02s-1m22s).wav"."""
+    name = f"{track_label(track)} - {stem.stem_type}"
+    if stem.is_preview:
+        name += f" (preview {_clock(stem.preview_start or 0.0)}-{_clock(stem.preview_end or 0.0)})"
+    return safe_filename(name, stem.format, max_len=180)
+
+
+def _clock(seconds: float) -> str:
+    """1m02s: a time in a file name (no colon, which Windows refuses)."""
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s"
 
 
 def archive_filename(track: Track) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from tests.test_processing_api import SR, separate, stem_rows, stored_path, wait
 
 pytestmark = pytest.mark.postgres
 
-SECONDS = 14.0  # the tiny htdemucs has demucs' 7.8 s segment: chunks start at 0, 5.85 and 11.7 s
+SECONDS = 14.0  # the tiny htdemucs cuts 1.5 s chunks every 1.125 s: a window spans several
 FOUR = {"drums", "bass", "other", "vocals"}
 
 
@@ -52,7 +53,7 @@ def stems_of(server: Server, result: dict[str, Any]) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def previewed(server: Server) -> dict[str, Any]:
-    """One track separated in full and previewed over 4.5-9.5 s (a window across a chunk boundary)."""
+    """One track separated in full and previewed over 4.5-9.5 s (a window across chunk boundaries)."""
     user = register(server.url)
     track = upload_audio(user, clip())
     full = wait_job(user, separate(user, track_id=track["id"])["job_id"])
@@ -97,8 +98,12 @@ def test_preview_stems_are_marked_and_kept_apart(server: Server, previewed: dict
     bad = {**manifest, "stems": [{**manifest["stems"][0], "stem_id": preview["stems"][0]["id"]}]}
     r = user.api.post(f"/api/daw/{track['id']}/changes", json={"manifest": bad, "base_version": 0})
     assert r.status_code == 422, r.text
-    # A single preview stem still downloads.
-    assert user.api.get(preview["stems"][0]["download_url"]).status_code == 200
+    # A single preview stem still downloads, named for the part it holds (never the full stem's name).
+    r = user.api.get(preview["stems"][0]["download_url"])
+    assert r.status_code == 200
+    stem_type = preview["stems"][0]["stem_type"]
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="The Synths - Night Drive - {stem_type} (preview 0m04s-0m09s).wav"')
 
 
 def test_a_preview_alone_does_not_make_the_track_separated(server: Server) -> None:
@@ -116,7 +121,9 @@ def test_the_default_window_is_the_loudest_part(server: Server) -> None:
     track = upload_audio(user, clip(loud_from=8.0, seed=1))
     job = wait_job(user, separate(user, track_id=track["id"], preview={"duration": 5})["job_id"])
     assert job["status"] == "completed", job
-    assert 8.0 <= job["preview"]["start"] <= SECONDS - 5.0 and job["preview"]["end"] == job["preview"]["start"] + 5
+    # the loudest 5 s start at 8 s; the engine may nudge a default start by 15 % of the window to save a chunk
+    assert 8.0 - 0.75 <= job["preview"]["start"] <= SECONDS - 5.0
+    assert job["preview"]["end"] == pytest.approx(job["preview"]["start"] + 5)
 
 
 def test_loudest_start_picks_the_most_powerful_window() -> None:
@@ -139,6 +146,7 @@ def test_windows_outside_the_track_are_refused(server: Server, preview: dict[str
     r = user.api.post("/api/processing/separate", json={"track_id": track["id"], "preview": preview})
     assert error_of(r) == (422, "validation_error"), r.text
     assert field in r.json()["details"], r.json()
+    assert not r.json()["error"].startswith("preview."), r.json()  # a sentence, not a field name
 
 
 def test_someone_elses_track_cannot_be_previewed(server: Server, previewed: dict[str, Any]) -> None:
@@ -164,3 +172,29 @@ def test_a_lalalai_preview_uploads_only_the_window(server: Server, user: User, l
     for stem in job["stems"]:
         assert stem["engine"] == "lalalai" and stem["preview"] == {"start": 2.0, "end": 8.0}
     assert uuid.UUID(job["id"])
+
+
+def test_a_default_start_is_nudged_to_need_the_fewest_chunks(tmp_path: Any) -> None:
+    """htdemucs' 7.8 s segment and 5.85 s stride: a 20 s window needs 4 or 5 chunks depending on its start."""
+    from core.separation.local import LocalEngine
+    from core.separation.windowed import window_chunks
+    from core.settings import Settings
+    from tests.fakes.demucs_models import build_model_repo
+
+    repo = build_model_repo(tmp_path / "m", ("htdemucs",), htdemucs_segment=Fraction(39, 5))  # the published segment
+    engine = LocalEngine(Settings(data_dir=tmp_path, demucs_repo=str(repo)))
+    net = engine.model("htdemucs")
+    sub = net.models[0] if hasattr(net, "models") else net  # a bag of one model, as demucs loads it
+    segment, total = int(sub.samplerate * sub.segment), 180 * SR
+    stride = int(0.75 * segment)
+
+    def chunks(at: float) -> int:
+        return len(window_chunks(segment, stride, total, (round(at * SR), round((at + 20) * SR))))
+
+    starts = [10.0 + 0.5 * i for i in range(24)]
+    assert {chunks(s) for s in starts} == {4, 5}
+    for start in starts:
+        moved = engine.fewest_chunks_start("htdemucs", start, 20.0, 180.0)
+        assert abs(moved - start) <= 2.95 and chunks(moved) == 4, (start, moved)
+    assert engine.fewest_chunks_start("htdemucs", 0.0, 20.0, 180.0) >= 0.0
+    assert engine.fewest_chunks_start("htdemucs", 160.0, 20.0, 180.0) <= 160.0

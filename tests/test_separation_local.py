@@ -49,9 +49,13 @@ def music(path: Path, seconds: float, sr: int = SR, channels: int = 2, seed: int
 
 @pytest.fixture(scope="module")
 def engine(demucs_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalEngine:
+    """The engine with plain demucs (no fast CPU path): its output is compared with apply_model's to the bit.
+
+    The fast path (core/separation/fast_cpu.py) is tested against the bound it keeps in test_separation_fast.py.
+    """
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), demucs_repo=str(demucs_repo),
                         separation_threads=1, separation_model_cache=4)
-    return LocalEngine(settings)
+    return LocalEngine(settings, fast_cpu=False)
 
 
 class Recorder:
@@ -191,7 +195,7 @@ def test_stem_formats(engine: LocalEngine, fmt: str, tmp_path: Path) -> None:
 def test_models_stay_warm_in_a_bounded_cache(demucs_repo: Path, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, demucs_repo=str(demucs_repo), separation_threads=1,
                         separation_model_cache=2)
-    engine = LocalEngine(settings)
+    engine = LocalEngine(settings, fast_cpu=False)
     first = engine.model("htdemucs")
     assert engine.model("htdemucs") is first
     engine.model("htdemucs_6s")

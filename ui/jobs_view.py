@@ -24,6 +24,7 @@ from data.db import session_scope
 from data.models import Job, utcnow
 from ui import context
 from ui.live import follow_user_events
+from ui.theme import mmss
 from workers.submit import retry_job
 
 KIND_LABELS = {"download": "Download", "processing": "Separation", "analysis": "Analysis"}
@@ -63,7 +64,12 @@ class JobRow:
     def of(cls, job: Job, title: str) -> JobRow:
         params = job.params or {}
         retry_of = params.get(jobs.RETRY_OF)
-        label = "Preview" if job.kind == "processing" and params.get("preview") else KIND_LABELS.get(job.kind, job.kind)
+        label = KIND_LABELS.get(job.kind, job.kind)
+        window = params.get("preview") if job.kind == "processing" else None
+        if window:  # the worker writes the window it chose (start, end) when the job starts
+            label = "Preview"
+            if window.get("end") is not None:
+                label += f" {mmss(window.get('start'))}–{mmss(window['end'])}"
         return cls(job.id, job.kind, job.track_id, title, job.status, job.progress, job.message, job.error,
                    job.created_at, job.started_at, job.finished_at, str(retry_of) if retry_of else None, label)
 

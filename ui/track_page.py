@@ -22,7 +22,7 @@ from core.analysis import record
 from core.analysis import results as analysis_results
 from core.errors import NotFound, StemForgeError
 from core.events import Event
-from core.processing import PREVIEW_SECONDS
+from core.processing import PREVIEW_MIN_SECONDS, PREVIEW_SECONDS
 from core.separation import MODELS
 from core.settings import get_settings
 from data.db import session_scope
@@ -34,6 +34,7 @@ from ui.jobs_view import jobs_view
 from ui.live import follow_user_events
 from ui.palette import section_color, stem_color
 from ui.session import csrf_token, owned_track
+from ui.theme import MUTED as THEME_MUTED
 from ui.theme import frame, mmss, track_not_found
 from ui.track_charts import chroma_options, energy_options, mfcc_options, tempo_options
 from ui.waveform import stem_waveform, track_waveform
@@ -165,19 +166,23 @@ def _actions(user: User, track: Track, defaults: dict[str, Any]) -> None:
                     ),
                 )),
             ).props("color=primary unelevated" + ready).mark("separate")
+            # A short track previews all of itself (the API's least preview is PREVIEW_MIN_SECONDS).
+            seconds = min(PREVIEW_SECONDS, float(track.duration)) if track.duration else PREVIEW_SECONDS
+            too_short = seconds < PREVIEW_MIN_SECONDS
             ui.button(
-                f"Preview {PREVIEW_SECONDS:g} s",
+                f"Preview {seconds:g} s",
                 icon="bolt",
                 on_click=guarded(lambda: _start(
                     "Preview",
                     lambda db: submit_processing(
                         db, context.events(), user.id, get_settings(), track_id=track.id, model=model.value,
-                        engine=engine.value, preview=(None, PREVIEW_SECONDS),
+                        engine=engine.value, preview=(None, seconds),
                     ),
                 )),
-            ).props("outline" + ready).mark("preview").tooltip(
-                f"Separate only {PREVIEW_SECONDS:g} s of the loudest part: hear what the stems will be like in "
-                "seconds (the full stems are not touched)")
+            ).props("outline" + (" disable" if too_short else ready)).mark("preview").tooltip(
+                "Too short to preview: separate the whole track" if too_short else
+                f"Separate only {seconds:g} s of the loudest part: hear what the stems will be like in seconds "
+                "(the full stems are not touched)")
             ui.button("Analyse", on_click=guarded(lambda: _analyse_track(user, track))).props("outline" + ready).mark(
                 "analyze")
 
@@ -382,15 +387,15 @@ def _preview_card(track: Track, rows: list[Stem]) -> None:
     first = rows[0]
     with ui.card().classes("w-full gap-2").mark("preview-card"):
         with ui.row().classes("w-full items-center gap-2"):
-            ui.icon("bolt").classes("text-xl text-amber-5")
+            ui.icon("bolt").classes("text-xl text-amber-7")
             ui.label("Preview").classes("text-lg font-semibold")
             ui.label(f"{mmss(first.preview_start or 0)}–{mmss(first.preview_end or 0)} of the track · {first.model}"
-                     f" · {first.engine}").classes(MUTED).mark("preview-span")
+                     f" · {first.engine}").classes(THEME_MUTED).mark("preview-span")
         ui.label("Only this part was separated; the full stems (Separate) are what the editor and the ZIP "
-                 "use.").classes(f"text-sm {MUTED}")
-        with ui.row().classes("w-full gap-4"):
+                 "use.").classes(f"text-sm {THEME_MUTED}")
+        with ui.element("div").classes("w-full grid gap-4 grid-cols-1 sm:grid-cols-2 lg:grid-cols-4"):
             for stem in rows:
-                with ui.column().classes("gap-1 min-w-[14rem] flex-1").mark("preview-stem"):
+                with ui.column().classes("gap-1 min-w-0").mark("preview-stem"):
                     with ui.row().classes("items-center gap-2"):
                         ui.element("span").classes("inline-block w-3 h-3 rounded-sm").style(
                             f"background:{stem_color(stem.stem_type)}")
@@ -454,7 +459,7 @@ async def render_track(user: User, track: Track) -> None:
         elif kind == "processing":
             if not failed and await _is_preview_job(event.job_id):
                 preview_section.refresh()
-                ui.notify("Preview ready: listen to it below", type="positive")
+                ui.notify("Preview ready: listen to it in the Preview card", type="positive")
             elif not failed:
                 stems_section.refresh()
                 ui.notify("Separation finished: the stems are below", type="positive")
@@ -477,8 +482,8 @@ async def render_track(user: User, track: Track) -> None:
     with ui.card().classes("w-full"):
         ui.label("Jobs").classes("text-lg font-semibold")
         await jobs_view(user.id, track_id=track.id, limit=200, on_finished=on_finished)
-    await analysis_section()
     await preview_section()
+    await analysis_section()
     await stems_section()
     follow_user_events(user.id, on_event)
 

@@ -60,7 +60,9 @@ def validation_details(errors: list[dict[str, Any]]) -> dict[str, str]:
         name = _field_name(tuple(err.get("loc", ())))
         msg = err.get("msg", "invalid value")
         if err.get("type") == "model_attributes_type" or (name == "body" and "dict" in msg):
-            msg = "Expected a JSON object (Content-Type: application/json)"
+            # The whole body not an object usually means another Content-Type; a field, a value of another kind.
+            msg = ("Expected a JSON object (Content-Type: application/json)" if name == "body"
+                   else "Expected a JSON object")
         details.setdefault(name, msg)
     return details
 

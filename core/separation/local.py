@@ -20,20 +20,24 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch as th
+from demucs.apply import BagOfModels
 
 from core.progress import BadInput, ProgressFn, no_progress
 from core.separation import weights
 from core.separation.audio_stream import AudioStream
 from core.separation.catalog import DEFAULT_MODEL, model_info
+from core.separation.fast_cpu import FastCPU
 from core.separation.stems import StemFile, StemWriters, check_format
-from core.separation.windowed import WindowedSeparation
+from core.separation.windowed import WindowedSeparation, window_chunks
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("stemforge.separation")
 
 # Overlap and transition of demucs' own defaults (apply_model, the demucs command line).
 OVERLAP = 0.25
+NUDGE_SHARE = 0.15  # a default preview start moves by at most this share of the window (fewest_chunks_start)
 # Where the model's chunks sit in the 0-100 range: loading and the loudness pass come before.
 _CHUNKS_FROM, _CHUNKS_TO = 3.0, 99.0
 # Report at most this often (and at every whole percent), so a fast GPU does not flood the job log.
@@ -98,14 +102,25 @@ class _Reporter:
 
 class LocalEngine:
     def __init__(self, settings: Settings | None = None, *, device: str | None = None,
-                 cache_size: int | None = None) -> None:
+                 cache_size: int | None = None, fast_cpu: bool | FastCPU | None = None) -> None:
+        """``fast_cpu``: run Hybrid Transformer Demucs models through ``core.separation.fast_cpu`` (OpenVINO,
+        bfloat16 where the CPU has it) when the device is the CPU; ``None`` takes the setting
+        ``separation_fast_cpu`` (on when the settings have none); a ``FastCPU`` is used as it is. Its artefacts
+        are cached in ``<data_dir>/cache/fast_cpu``. CUDA always runs plain demucs."""
         self.settings = settings or get_settings()
         self.device = pick_device(self.settings.separation_device if device is None else device,
                                   self.settings.separation_threads)
         use_fused_attention(self.device)
         self.cache_size = max(1, cache_size if cache_size is not None else self.settings.separation_model_cache)
         self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        # Per loaded model: what runs each model of its bag (the model itself, or its fast CPU stand-in).
+        self._runners: dict[tuple[str, str], list[Any]] = {}
         self._lock = threading.Lock()
+        if fast_cpu is None:
+            fast_cpu = bool(getattr(self.settings, "separation_fast_cpu", True))
+        if fast_cpu is True:
+            fast_cpu = FastCPU(Path(self.settings.data_dir) / "cache" / "fast_cpu")
+        self.fast_cpu = fast_cpu if fast_cpu and self.device.type == "cpu" else None
 
     @property
     def repo(self) -> Path | None:
@@ -122,11 +137,47 @@ class LocalEngine:
             model = weights.load(name, self.repo)
             model.to(self.device)
             model.eval()
+            subs = list(model.models) if isinstance(model, BagOfModels) else [model]
+            self._runners[key] = [self.fast_cpu.runner(sub) for sub in subs] if self.fast_cpu else subs
             self._models[key] = model
             while len(self._models) > self.cache_size:
-                self._models.popitem(last=False)
+                evicted, _ = self._models.popitem(last=False)
+                self._runners.pop(evicted, None)
             log.info("loaded model %s on %s in %.1f s", name, self.device, time.monotonic() - started)
             return model
+
+    def runners(self, name: str) -> list[Any]:
+        """What runs each model of ``name``'s bag, in order: the model, or its fast CPU stand-in (loads it)."""
+        self.model(name)
+        with self._lock:
+            return list(self._runners[(name, str(self.repo or ""))])
+
+    def fewest_chunks_start(self, model: str, start: float, duration: float, track_seconds: float) -> float:
+        """A start within half a chunk stride (and ``NUDGE_SHARE`` of the window) of ``start`` (seconds) whose
+        ``duration``-second window needs the fewest demucs chunks of the whole track's grid (the nearest such
+        start; ``start`` itself on a tie).
+
+        A window needs every chunk starting in (window start - segment, window end): for htdemucs' 7.8 s segment
+        and 5.85 s stride, a 20 s window needs 4 or 5 chunks depending on where it starts, so nudging a default
+        start by at most 2.9 s makes a preview up to a fifth faster."""
+        net = self.model(model)
+        subs = list(net.models) if isinstance(net, BagOfModels) else [net]
+        rate = net.samplerate
+        total = int(round(track_seconds * rate))
+        grids = []
+        for sub in subs:
+            segment = int(sub.samplerate * sub.segment)
+            grids.append((segment, int((1 - OVERLAP) * segment)))  # as _ModelPass cuts them
+        latest = max(0.0, track_seconds - duration)
+
+        def chunks(at: float) -> int:
+            window = (round(at * rate), min(total, round((at + duration) * rate)))
+            return sum(len(window_chunks(segment, stride, total, window)) for segment, stride in grids)
+
+        reach = min(min(stride for _, stride in grids) / rate / 2, NUDGE_SHARE * duration)
+        candidates = [c for c in np.arange(start - reach, start + reach, 0.05) if 0.0 <= c <= latest] + [start]
+        best = min(candidates, key=lambda c: (chunks(c), abs(c - start)))
+        return round(float(best), 3)
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -156,7 +207,8 @@ class LocalEngine:
             if span[0] >= span[1]:
                 raise BadInput(f"The window {window[0]:g}-{window[1]:g} s is outside the track "
                                f"({loudness.frames / net.samplerate:.1f} s)")
-        run = WindowedSeparation(net, loudness.frames, device=self.device, overlap=OVERLAP, window=span)
+        run = WindowedSeparation(net, loudness.frames, device=self.device, overlap=OVERLAP, window=span,
+                                 runners=self.runners(model))
         reporter = _Reporter(progress, f"Separating with {model}", run.total_chunks)
         stems = list(net.sources)
         if sorted(stems) != sorted(info.stem_names):

@@ -19,11 +19,20 @@ input the output is bit-for-bit what apply_model produces for the whole track (`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch as th
 from demucs.apply import BagOfModels, TensorChunk, apply_model
+
+
+def window_chunks(segment_length: int, stride: int, length: int, window: tuple[int, int] | None = None) -> range:
+    """The start samples of the chunks of apply_model's grid (every ``stride`` samples over a ``length``-sample
+    track, each ``segment_length`` long) that reach into ``window`` [start, end) samples (all of them for None):
+    those starting after ``start - segment_length`` and before ``end``."""
+    keep_from, keep_to = window if window is not None else (0, length)
+    first = max(0, (keep_from - segment_length) // stride + 1) * stride
+    return range(first, min(keep_to, length), stride)
 
 
 class _ModelPass:
@@ -32,6 +41,8 @@ class _ModelPass:
     def __init__(self, model: Any, index: int, length: int, overlap: float, transition_power: float,
                  device: th.device, window: tuple[int, int] | None = None) -> None:
         self.model = model
+        # What runs each chunk: the model, or a stand-in with its interface (core.separation.fast_cpu).
+        self.runner = model
         self.index = index
         self.length = length
         self.segment_length = int(model.samplerate * model.segment)
@@ -42,9 +53,9 @@ class _ModelPass:
         # Only the output samples [keep_from, keep_to) are wanted: the chunks of the grid that reach into them are
         # the first one starting after keep_from - segment_length up to the last one starting before keep_to.
         self.keep_from, self.keep_to = window if window is not None else (0, length)
-        first = max(0, (self.keep_from - self.segment_length) // self.stride + 1) * self.stride
-        self.chunks = len(range(first, min(self.keep_to, length), self.stride))
-        self.offset = first  # start of the next chunk; every sample before it has been handed out
+        grid = window_chunks(self.segment_length, self.stride, length, window)
+        self.chunks = len(grid)
+        self.offset = grid.start  # start of the next chunk; every sample before it has been handed out
         seg = self.segment_length
         weight = th.cat([th.arange(1, seg // 2 + 1, device=device), th.arange(seg - seg // 2, 0, -1, device=device)])
         self.weight = (weight / weight.max()) ** transition_power
@@ -78,7 +89,7 @@ class _ModelPass:
         if chunk.length != length:
             raise RuntimeError(f"chunk at {self.offset} has {chunk.length} samples, expected {length}")
         chunk_out = apply_model(
-            self.model, chunk, shifts=0, split=False, overlap=self.overlap, transition_power=self.transition_power,
+            self.runner, chunk, shifts=0, split=False, overlap=self.overlap, transition_power=self.transition_power,
             device=self.device, callback=callback,
             callback_arg={**callback_arg, "model_idx_in_bag": self.index, "segment_offset": self.offset},
         )
@@ -103,9 +114,13 @@ class WindowedSeparation:
     """Feed normalised input blocks in, get the separated (still normalised) output out, in order."""
 
     def __init__(self, model: Any, length: int, *, device: th.device | str = "cpu", overlap: float = 0.25,
-                 transition_power: float = 1.0, window: tuple[int, int] | None = None) -> None:
+                 transition_power: float = 1.0, window: tuple[int, int] | None = None,
+                 runners: Sequence[Any] | None = None) -> None:
         """``window`` (start, end) in samples: hand out only those output samples, computing only the chunks of the
-        whole track's grid that reach into them, so they are exactly what the whole separation gives there."""
+        whole track's grid that reach into them, so they are exactly what the whole separation gives there.
+
+        ``runners``: what to run for each model (of the bag, in order) instead of the model itself, with its
+        interface (``core.separation.fast_cpu.FastCPU.runner``); ValueError if the count differs."""
         if length <= 0:
             raise ValueError("nothing to separate")
         if window is not None and not 0 <= window[0] < window[1] <= length:
@@ -119,6 +134,11 @@ class WindowedSeparation:
         self.length = length
         self.passes = [_ModelPass(m, i, length, overlap, transition_power, device, window)
                        for i, m in enumerate(subs)]
+        if runners is not None:
+            if len(runners) != len(subs):
+                raise ValueError(f"{len(runners)} runners for {len(subs)} models")
+            for p, runner in zip(self.passes, runners, strict=True):
+                p.runner = runner
         # Chunks of all models together: what a progress report counts to.
         self.total_chunks = sum(p.chunks for p in self.passes)
         self.callback_arg = {"models": len(subs), "shift_idx": 0, "audio_length": length}

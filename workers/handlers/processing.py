@@ -24,6 +24,7 @@ Params: ``model``, ``engine``, ``preview`` (core/processing.job_params).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,11 @@ async def _energy_curve(ctx: JobContext, track_id: uuid.UUID) -> tuple[list[floa
     return (rms, float(rate)) if isinstance(rms, list) and rms and rate else None
 
 
-def _preview_window(ctx: JobContext, track: Track, audio: Path, progress: ProgressFn) -> tuple[float, float] | None:
-    """The (start, end) seconds a preview job separates, written back into its params; None for a full job."""
+def _preview_window(ctx: JobContext, track: Track, audio: Path, progress: ProgressFn,
+                    nudge: Callable[[float, float, float], float] | None = None) -> tuple[float, float] | None:
+    """The (start, end) seconds a preview job separates, written back into its params; None for a full job.
+    ``nudge(start, duration, track_seconds)`` may move a default (loudest) start a little, to where the engine
+    has less work."""
     asked = ctx.params.get("preview")
     if not asked:
         return None
@@ -107,6 +111,8 @@ def _preview_window(ctx: JobContext, track: Track, audio: Path, progress: Progre
         curve = ctx.run(_energy_curve(ctx, track.id))
         start = (preview_window.loudest_start(curve[0], curve[1], duration, seconds) if curve is not None
                  else preview_window.loudest_start_of_file(audio, duration)[0])
+        if nudge is not None:
+            start = nudge(start, duration, seconds)
     start = min(start, max(0.0, seconds - duration))
     if start + duration > seconds + 0.5:  # the track is shorter than the preview (its length was unknown)
         raise BadInput(f"The track is only {seconds:.1f} s long: too short for a {duration:g} s preview")
@@ -201,10 +207,11 @@ def processing(ctx: JobContext) -> dict[str, Any]:
     # A clean folder: an earlier attempt that died with its worker may have left partial files.
     ctx.store.remove_tree(ctx.job_dir)
     progress = _Watched(scaled(ctx.progress, 0, SEPARATION_SHARE))
-    window = _preview_window(ctx, track, audio, progress)
-    if engine == LOCAL:
-        files = get_engine(ctx.settings).separate(audio, ctx.job_dir, model, progress, fmt=ctx.settings.stem_format,
-                                                  window=window)
+    local = get_engine(ctx.settings) if engine == LOCAL else None
+    window = _preview_window(ctx, track, audio, progress,
+                             (lambda *a: local.fewest_chunks_start(model, *a)) if local is not None else None)
+    if local is not None:
+        files = local.separate(audio, ctx.job_dir, model, progress, fmt=ctx.settings.stem_format, window=window)
     else:
         assert engine == LALALAI
         try:
