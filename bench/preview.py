@@ -92,16 +92,12 @@ def bare_apply_model(repo: Path, track: Path, window: tuple[float, float]) -> fl
         return time.perf_counter() - start
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=180.0, help="length of each track")
-    args = ap.parse_args()
-    load_before = os.getloadavg()[0]
-
+def measure(runs: int = 3, seconds: float = 180.0) -> dict[str, Any]:
+    """Run the measurement (printing as it goes); the figures as a dict (what the JSON line holds)."""
     from tests.conftest import register, start_server, stop_server, upload_audio
     from tests.fakes.demucs_models import build_full_htdemucs
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="stemforge-preview-") as tmp_name:
         tmp = Path(tmp_name)
         repo = build_full_htdemucs(tmp / "models")
@@ -112,36 +108,43 @@ def main() -> None:
         try:
             user = register(server.url)
             tracks = []
-            for i in range(args.runs + 1):
-                path = write_track(tmp / f"track{i}.wav", args.seconds, seed=i)
+            for i in range(runs + 1):
+                path = write_track(tmp / f"track{i}.wav", seconds, seed=i)
                 tracks.append((path, upload_audio(user, path.read_bytes(), title=f"Track {i}")["id"]))
-            print(f"htdemucs architecture, random weights; {args.runs} previews of {PREVIEW_SECONDS:g} s of a "
-                  f"{args.seconds:g} s track after one cold one; {os.cpu_count()} CPUs, load average "
+            print(f"Preview: htdemucs architecture, random weights; {runs} previews of {PREVIEW_SECONDS:g} s of a "
+                  f"{seconds:g} s track after one cold one; {os.cpu_count()} CPUs, load average "
                   f"{load_before:.2f} at start", flush=True)
             cold, payload = timed_preview(user, tracks[0][1])
             print(f"  cold (loads the model)   {cold:6.2f} s   window {payload['preview']}", flush=True)
-            runs, windows = [], []
+            times, windows = [], []
             for _path, track_id in tracks[1:]:
                 elapsed, payload = timed_preview(user, track_id)
-                runs.append(elapsed)
+                times.append(elapsed)
                 windows.append(payload["preview"])
                 print(f"  warm                     {elapsed:6.2f} s   window {windows[-1]}", flush=True)
         finally:
             stop_server(server)
-        window = (windows[0]["start"], windows[0]["end"])
-        bare = bare_apply_model(repo, tracks[1][0], window)
-    median = statistics.median(runs)
+        bare = bare_apply_model(repo, tracks[1][0], (windows[0]["start"], windows[0]["end"]))
+    median = statistics.median(times)
     ok = median < TARGET_PREVIEW_S
-    print(f"\n  preview, request -> job:completed   {median:6.2f} s (median)   target < {TARGET_PREVIEW_S:g} s   "
+    print(f"  preview, request -> job completed   {median:6.2f} s (median)   target < {TARGET_PREVIEW_S:g} s   "
           f"{'OK' if ok else 'MISSED'}")
     print(f"  bare apply_model on the same {PREVIEW_SECONDS:g} s   {bare:6.2f} s   ratio {median / bare:.3f}")
-    print(json.dumps({
-        "bench": "preview", "cpus": os.cpu_count(), "loadavg_1m_before": round(load_before, 2),
-        "track_seconds": args.seconds, "preview_seconds": PREVIEW_SECONDS,
-        "preview_s": round(median, 3), "preview_runs_s": [round(r, 3) for r in runs], "preview_cold_s": round(cold, 3),
-        "bare_apply_model_s": round(bare, 3), "preview_vs_bare_apply_model": round(median / bare, 3),
+    return {
+        "preview_loadavg_1m_before": round(load_before, 2), "preview_track_seconds": seconds,
+        "preview_seconds": PREVIEW_SECONDS, "preview_s": round(median, 3),
+        "preview_runs_s": [round(t, 3) for t in times], "preview_cold_s": round(cold, 3),
+        "preview_bare_apply_model_s": round(bare, 3), "preview_vs_bare_apply_model": round(median / bare, 3),
         "target_preview_s_max": TARGET_PREVIEW_S, "preview_s_ok": ok,
-    }))
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=180.0, help="length of each track")
+    args = ap.parse_args()
+    print(json.dumps({"bench": "preview", "cpus": os.cpu_count(), **measure(args.runs, args.seconds)}))
 
 
 if __name__ == "__main__":

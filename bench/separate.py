@@ -325,6 +325,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for every side; 0: their defaults")
     p.add_argument("--skip-speed", action="store_true", help="only (c): the memory measurements")
     p.add_argument("--no-fast", action="store_true", help="the engine without the fast CPU path; skips (d)")
+    p.add_argument("--preview-runs", type=int, default=3, help="warm previews in the preview figure (0: skip)")
     p.add_argument("--child-separate", nargs=4, metavar=("FILE", "REPO", "OUT", "DATA"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_separate:
@@ -379,6 +380,14 @@ def main() -> None:
                            f"memory_{label}_engine_s": round(engine_s, 1), f"memory_{label}_cli_s": round(cli_s, 1)})
             os.unlink(long)
         result["target_memory_ratio_max"] = TARGET_MEMORY
+    if args.preview_runs and not args.skip_speed:
+        # The preview figure of issue #15, from bench/preview.py: a 20 s preview of a 3-minute track, request to
+        # completed job through the real server (the engine's default path).
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import preview
+
+        print()
+        result.update(preview.measure(args.preview_runs))
     result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     result["bench_s"] = round(time.monotonic() - started, 1)
     print()

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     separation_threads: int = 0
     # How many loaded models a worker process keeps warm.
     separation_model_cache: int = 2
+    # On the CPU, run Hybrid Transformer Demucs through OpenVINO (bf16 where the CPU has it; checked against
+    # float32 demucs first, core/separation/fast_cpu.py); false = plain demucs everywhere.
+    separation_fast_cpu: bool = True
     # File format of the stems: wav (16-bit PCM), flac or mp3.
     stem_format: Literal["wav", "flac", "mp3"] = "wav"
 
