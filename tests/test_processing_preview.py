@@ -7,7 +7,6 @@ library's "separated"), the default window is the loudest part, and windows outs
 from __future__ import annotations
 
 import io
-import uuid
 import zipfile
 from fractions import Fraction
 from typing import Any
@@ -171,7 +170,6 @@ def test_a_lalalai_preview_uploads_only_the_window(server: Server, user: User, l
     assert upload["size"] < 6.5 * SR * 4 + 1000  # 6 s of 16-bit stereo, not the 14 s track
     for stem in job["stems"]:
         assert stem["engine"] == "lalalai" and stem["preview"] == {"start": 2.0, "end": 8.0}
-    assert uuid.UUID(job["id"])
 
 
 def test_a_default_start_is_nudged_to_need_the_fewest_chunks(tmp_path: Any) -> None:
