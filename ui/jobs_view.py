@@ -85,6 +85,9 @@ class JobRow:
                 self.error = None
         elif event.event == "job:completed":
             self.status, self.progress = jobs.COMPLETED, 100
+            window = (payload.get("result") or {}).get("preview")
+            if window:  # the preview's window, known once it ran
+                self.label = f"Preview {mmss(window.get('start'))}–{mmss(window.get('end'))}"
         elif event.event == "job:failed":
             self.status, self.error = jobs.FAILED, payload.get("error") or self.error
         if self.status in jobs.FINISHED:
@@ -151,7 +154,7 @@ class _RowView:
                             "font-medium truncate text-primary").mark("job-track")
                     else:
                         ui.label(row.label or KIND_LABELS.get(row.kind, row.kind)).classes("font-medium")
-                    ui.badge(row.label or KIND_LABELS.get(row.kind, row.kind)).props(
+                    self.kind = ui.badge(row.label or KIND_LABELS.get(row.kind, row.kind)).props(
                         "outline color=grey-6").mark("job-kind")
                     ui.space()
                     self.status = ui.badge(row.status).props("data-testid=job-status").mark("job-status")
@@ -185,6 +188,7 @@ class _RowView:
         row = self.row
         color = STATUS_COLORS.get(row.status, "grey-7")
         self.status.set_text(row.status)
+        self.kind.set_text(row.label or KIND_LABELS.get(row.kind, row.kind))
         self.root.props(f"data-status={row.status}")
         self.status.props(f"color={color}")
         self.bar.set_value(row.progress / 100)
