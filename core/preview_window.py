@@ -30,9 +30,7 @@ def loudest_start(rms: Sequence[float] | np.ndarray, frame_rate: float, duration
     limit = max(0.0, track_seconds - duration)
     power = np.square(np.asarray(rms, dtype=np.float64))
     width = max(1, int(round(duration * frame_rate)))
-    if limit <= 0.0 or power.size == 0:
-        return 0.0
-    if power.size <= width:
+    if limit <= 0.0 or power.size <= width:
         return 0.0
     sums = np.convolve(power, np.ones(width), mode="valid")  # sums[i]: frames i .. i + width - 1
     best = int(np.argmax(sums))
@@ -40,14 +38,13 @@ def loudest_start(rms: Sequence[float] | np.ndarray, frame_rate: float, duration
     return round(round(start / START_STEP) * START_STEP, 3)
 
 
-def loudest_start_of_file(path: Path, duration: float) -> tuple[float, float]:
-    """(start, track seconds): ``loudest_start`` from the audio file itself. Raises ``core.progress.BadInput`` when
-    the file cannot be decoded."""
+def loudest_start_of_file(path: Path, duration: float) -> float:
+    """``loudest_start`` from the audio file itself. Raises ``core.progress.BadInput`` when the file cannot be
+    decoded."""
     from core.analysis.decode import load_mono  # soundfile + soxr only
 
     y = load_mono(Path(path), DECODE_RATE, MAX_SECONDS)
     block = int(BLOCK_SECONDS * DECODE_RATE)
     count = len(y) // block
     rms = np.sqrt(np.mean(np.square(y[: count * block].reshape(count, block), dtype=np.float64), axis=1))
-    seconds = len(y) / DECODE_RATE
-    return loudest_start(rms, 1.0 / BLOCK_SECONDS, duration, seconds), seconds
+    return loudest_start(rms, 1.0 / BLOCK_SECONDS, duration, len(y) / DECODE_RATE)

@@ -110,7 +110,7 @@ def _preview_window(ctx: JobContext, track: Track, audio: Path, progress: Progre
         progress(0, "Finding the loudest part of the track")
         curve = ctx.run(_energy_curve(ctx, track.id))
         start = (preview_window.loudest_start(curve[0], curve[1], duration, seconds) if curve is not None
-                 else preview_window.loudest_start_of_file(audio, duration)[0])
+                 else preview_window.loudest_start_of_file(audio, duration))
         if nudge is not None:
             start = nudge(start, duration, seconds)
     start = min(start, max(0.0, seconds - duration))
