@@ -55,6 +55,7 @@ TARGET_PEAK_MB = 250.0
 TEMPO_TOLERANCE = 0.04
 LONG_SECONDS = 180.0
 TARGET_REAL_MIN = 0.90
+CONFIDENT_KEY = 0.9  # key_confidence from which the bench reports the share of right keys separately
 
 
 # --- the naive way -------------------------------------------------------------------------------
@@ -158,7 +159,8 @@ def real_music(which: str, manifest: dict[str, Any]) -> dict[str, Any]:
     from core.analysis.decode import load_mono
 
     pieces = [p for p in manifest["pieces"] if p["set"] == which]
-    counts = dict.fromkeys(("key", "tempo", "tempo_strict", "stock_key", "stock_tempo", "stock_tempo_strict"), 0)
+    counts = dict.fromkeys(("key", "tempo", "tempo_strict", "stock_key", "stock_tempo", "stock_tempo_strict",
+                            "tempo_octave", "whole", "key_whole", "confident", "key_confident"), 0)
     misses = []
     for p in pieces:
         path = realmusic.CACHE / p["file"]
@@ -180,11 +182,22 @@ def real_music(which: str, manifest: dict[str, Any]) -> dict[str, Any]:
         counts["stock_key"] += stock_key == p["key"]
         counts["stock_tempo"] += within(stock_bpm)
         counts["stock_tempo_strict"] += within(stock_bpm, rates[:1])
+        # "Accuracy 2" (Gouyon et al. 2006): right up to a metrical level, x2, x3, x1/2 or x1/3 of either rate.
+        counts["tempo_octave"] += result["tempo"] is not None and any(
+            within(result["tempo"] / f) for f in (1.0, 2.0, 3.0, 0.5, 1 / 3))
+        counts["whole"] += p["whole"]
+        counts["key_whole"] += p["whole"] and k_ok
+        # How far the reported confidence can be trusted: the share right among confident answers.
+        counts["confident"] += key.confidence >= CONFIDENT_KEY
+        counts["key_confident"] += key.confidence >= CONFIDENT_KEY and k_ok
         if not (k_ok and t_ok):
             misses.append(f"{p['source']} ({p['ensemble']}, {p['time_signature']}): {p['key']} at {p['bpm']} BPM, "
                           f"got {key.key} ({key.confidence:.2f}) at {result['tempo']} BPM")
     n = max(len(pieces), 1)
-    return {"pieces": len(pieces), **{k: v / n for k, v in counts.items()}, "misses": misses}
+    shares = {k: v / n for k, v in counts.items() if k not in ("whole", "key_whole", "confident", "key_confident")}
+    return {"pieces": len(pieces), **shares, "whole_pieces": counts["whole"],
+            "key_whole": counts["key_whole"] / max(counts["whole"], 1), "confident_keys": counts["confident"],
+            "key_when_confident": counts["key_confident"] / max(counts["confident"], 1), "misses": misses}
 
 
 def print_real_music(name: str, figures: dict[str, Any]) -> None:
@@ -196,6 +209,10 @@ def print_real_music(name: str, figures: dict[str, Any]) -> None:
           f"{'OK' if figures['tempo'] >= TARGET_REAL_MIN else 'MISSED'}   (stock librosa.feature.tempo: "
           f"{figures['stock_tempo']:.1%}; quarter-note rate only: ours {figures['tempo_strict']:.1%}, "
           f"stock {figures['stock_tempo_strict']:.1%})")
+    print(f"    tempo up to the metrical level (x2, x3, x1/2, x1/3: accuracy 2)   {figures['tempo_octave']:6.1%}")
+    print(f"    key exact on whole pieces    {figures['key_whole']:6.1%} of {figures['whole_pieces']}; "
+          f"where key_confidence >= {CONFIDENT_KEY}: {figures['key_when_confident']:6.1%} of "
+          f"{figures['confident_keys']}")
     for miss in figures["misses"]:
         print(f"      miss: {miss}")
 

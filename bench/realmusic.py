@@ -17,12 +17,17 @@ The truth comes from the score, never from a key-finding program:
 * key: the key signature names two candidate tonics, its major and its relative minor. The tonic is
   the bass (lowest sounding note) of the piece's last sonority; a piece whose final bass is neither
   candidate (modal pieces, minor pieces written with a Dorian signature, chorales ending on the
-  dominant) is dropped. The mode follows: the major tonic reads major, the relative minor's minor
-  (whatever third the final chord has: a minor piece may end on a Picardy third).
-* excerpt: a piece that lasts at most ``MAX_SECONDS`` at its tempo is rendered whole. A longer one is cut
-  at the end of the first bar, between ``MIN_SECONDS`` and ``MAX_SECONDS``, whose last sonority has that
-  same tonic in the bass and does not hold the other mode's third (a cadence home, so the excerpt
-  does not end in another key); a piece with no such bar is dropped.
+  dominant) is dropped, and so is one whose signature at the end is not the opening's or that ends by a
+  da capo or dal segno (its last written bar is not where it ends). The mode follows: the major tonic
+  reads major, the relative minor's minor (whatever third the final chord has: a minor piece may end on
+  a Picardy third).
+* whole pieces: a piece that lasts at most ``MAX_WHOLE_SECONDS`` at its tempo is rendered whole, so the truth
+  is exactly the rule above (the piece's own last bass note). Only a longer one is cut, at the end of the
+  first bar between ``MIN_SECONDS`` and ``MAX_SECONDS`` whose last sonority has that same tonic in the bass
+  and does not hold the other mode's third; a piece with no such bar is dropped. (Until version 3 every piece
+  over 60 s was cut that way. A cut is a weaker truth: in a sonata exposition a root-position tonic chord 40 s
+  in is often IV of the dominant, where the music then is, so the "excerpt's key" was the piece's key but
+  not what the excerpt plays; bench/README.md.)
 * tempo: one MIDI tempo per piece (the score's own tempo marks are ignored), drawn with a fixed seed
   from 60-160 quarter notes a minute; the truth is that quarter-note rate. Where the time signature
   notates another beat (the half note in 2/2 and 3/2, the eighth in 3/8, the dotted quarter in 6/8, 9/8
@@ -59,9 +64,10 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SR = 44100
 MIN_SECONDS = 30.0
 MAX_SECONDS = 60.0
+MAX_WHOLE_SECONDS = 600.0  # 10 minutes: every movement of the corpus but a few
 MIN_BPM, MAX_BPM = 60.0, 160.0
 TICKS = 480  # MIDI ticks per quarter note
-VERSION = 2  # bump when the selection, the truth rule or the rendering changes
+VERSION = 3  # bump when the selection, the truth rule or the rendering changes
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 # The development set's art music: every tonal-era score of the corpus outside Bach (``.krn`` duplicates
@@ -146,6 +152,16 @@ def _mode_of(sonority: list[int], tonic: int, signature_major: int, strict: bool
     return None
 
 
+def _ends_elsewhere(score: Any) -> bool:
+    """Whether the score returns by a da capo or dal segno (its last written bar is then not its end)."""
+    from music21 import expressions, repeat
+
+    if score.recurse().getElementsByClass(repeat.RepeatExpressionCommand):
+        return True
+    texts = (t.content for t in score.recurse().getElementsByClass(expressions.TextExpression))
+    return any(t and ("D.C." in t or "D.S." in t or "da capo" in t.lower() or "dal segno" in t.lower()) for t in texts)
+
+
 def truth(score: Any, bpm: float) -> tuple[dict[str, Any] | None, str]:
     """The key, excerpt end (quarter notes) and meter of a score, or None and why it is dropped."""
     from music21 import key as m21key
@@ -154,6 +170,10 @@ def truth(score: Any, bpm: float) -> tuple[dict[str, Any] | None, str]:
     signatures = score.parts[-1].recurse().getElementsByClass(m21key.KeySignature)
     if not signatures:
         return None, "no key signature"
+    if signatures[-1].sharps != signatures[0].sharps:
+        return None, "the key signature at the end differs from the opening's"
+    if _ends_elsewhere(score):
+        return None, "a da capo or dal segno: the piece does not end at its last bar"
     major = (7 * signatures[0].sharps) % 12
     notes = _notes(score)
     if not notes:
@@ -168,7 +188,7 @@ def truth(score: Any, bpm: float) -> tuple[dict[str, Any] | None, str]:
     ts = meters[0].ratioString if meters else "4/4"
     seconds_per_quarter = 60.0 / bpm
     cut = end
-    if end * seconds_per_quarter > MAX_SECONDS:
+    if end * seconds_per_quarter > MAX_WHOLE_SECONDS:
         bars = [float(m.offset) + float(m.quarterLength)
                 for m in score.parts[0].getElementsByClass("Measure")]
         cut = None
