@@ -10,7 +10,7 @@
     python main.py models                        the separation models and whether their weights are here
     python main.py models fetch NAME             download a model's weights ahead of use
     python main.py separate FILE [--model M] [--out DIR] [--format wav|flac|mp3]   stems, with a progress bar
-    python main.py analyze FILE [--features tempo key ...] [--indent N]   the analysis as JSON on stdout
+    python main.py analyze FILE [--features tempo key ...] [--tempo-range MIN MAX] [--indent N]   the analysis as JSON
     python main.py mix STEM_FILE... --manifest FILE -o OUT.wav   render an edit manifest (stems by file_index)
     python main.py mix TRACK_ID --manifest FILE -o OUT.wav        ... or a stored track's stems (by stem_id)
 """
@@ -127,7 +127,8 @@ async def _tokens(session: Any, args: argparse.Namespace, settings: Settings) ->
     return 0
 
 
-def analyze_file(path: str, features: list[str] | None, indent: int | None) -> int:
+def analyze_file(path: str, features: list[str] | None, indent: int | None,
+                 tempo_range: tuple[float, float] | None = None) -> int:
     """``analyze FILE``: the analysis result as JSON on stdout; a fault as one line on stderr."""
     import json
 
@@ -136,7 +137,7 @@ def analyze_file(path: str, features: list[str] | None, indent: int | None) -> i
     from core.progress import BadInput
 
     try:
-        result = analyze(path, features)
+        result = analyze(path, features, tempo_range=tempo_range)
     except StemForgeError as exc:
         return _fail(exc.message)
     except BadInput as exc:
@@ -310,6 +311,8 @@ def parser() -> argparse.ArgumentParser:
     an.add_argument("--features", nargs="+", metavar="FEATURE",
                     help="tempo, key, energy, spectral, mfcc, chroma, structure or all (default: all)")
     an.add_argument("--indent", type=int, help="pretty-print the JSON with this indent")
+    an.add_argument("--tempo-range", nargs=2, type=float, metavar=("MIN", "MAX"),
+                    help="count the beat inside this BPM range, at least an octave wide (e.g. 70 140)")
 
     mx = sub.add_parser("mix", help="render an edit manifest to a 24-bit WAV (no server needed)")
     mx.add_argument("sources", nargs="+", metavar="TRACK_OR_STEMS",
@@ -326,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         # command loads neither pydantic-settings nor asyncio (~20 MB of its peak memory). Logging as below,
         # at the default level.
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-        return analyze_file(args.file, args.features, args.indent)
+        return analyze_file(args.file, args.features, args.indent,
+                            tuple(args.tempo_range) if args.tempo_range else None)
     import asyncio
 
     from core.settings import get_settings

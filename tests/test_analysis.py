@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.analysis import ALLOWED, analyze, parse_features
+from core.analysis import ALLOWED, analyze, check_tempo_range, parse_features
+from core.analysis.features import octave_around
 from core.analysis.record import COLUMNS, to_result, to_row
 from core.errors import InvalidInput
 from core.progress import BadInput, JobCancelled
@@ -257,3 +258,68 @@ def test_cli_prints_the_result_as_json(song_file: Path) -> None:
     wrong = cli(str(song_file), "--features", "tempo", "groove")
     assert wrong.returncode == 1 and "groove" in wrong.stderr and "Allowed: tempo, key" in wrong.stderr
     assert wrong.stdout == ""
+
+
+# --- the metrical level a caller asks for (tempo_range) ---------------------------------------------------
+
+
+def test_fold_into_moves_a_tempo_by_octaves_into_the_range() -> None:
+    from core.analysis.tempo import fold_into
+
+    assert fold_into(161.5, 57.1, 114.2) == pytest.approx(80.75)
+    assert fold_into(40.0, 70.0, 140.0) == pytest.approx(80.0)
+    assert fold_into(210.0, 50.0, 100.0) == pytest.approx(52.5)
+    assert fold_into(200.0, 50.0, 100.0) == 100.0  # on the edge: inside
+    assert fold_into(100.0, 70.0, 140.0) == 100.0  # inside already: unchanged
+
+
+def test_tempo_range_must_be_an_octave_within_30_to_300_bpm() -> None:
+    assert check_tempo_range(70, 140) == (70.0, 140.0)
+    assert check_tempo_range(30, 300) == (30.0, 300.0)
+    for low, high in ((100, 150), (20, 100), (150, 320), (140, 70)):
+        with pytest.raises(InvalidInput) as info:
+            check_tempo_range(low, high)
+        assert info.value.status == 422 and "tempo_range" in info.value.details
+
+
+def test_half_and_double_fold_onto_the_octave_around_a_tempo() -> None:
+    from core.analysis.tempo import fold_into
+
+    for bpm in np.arange(42.5, 212.0, 0.37):
+        low, high = octave_around(float(bpm))
+        assert check_tempo_range(low, high) == (low, high)
+        assert low < bpm < high
+        assert fold_into(2 * bpm, low, high) == pytest.approx(bpm)
+        assert fold_into(bpm / 2, low, high) == pytest.approx(bpm)
+    assert octave_around(80.75) == (57.1, 114.2)
+    assert octave_around(40.0) is None and octave_around(215.0) is None
+
+
+def test_tempo_range_counts_the_beat_at_the_asked_level(tmp_path: Path) -> None:
+    path = synth.song(0, "major", 150, 14.0, style="rock").write(tmp_path / "s.wav")
+    plain = analyze(path, ["tempo", "structure"])
+    assert plain["tempo"] == pytest.approx(150, rel=0.02) and "tempo_range" not in plain
+    half = analyze(path, ["tempo", "structure"], tempo_range=(50, 100))
+    assert half["tempo"] == pytest.approx(plain["tempo"] / 2, rel=0.005)
+    assert half["tempo_range"] == [50.0, 100.0]
+    assert any("counted at 75.1 BPM" in note for note in half["notes"]), half["notes"]
+    # the beats and bars follow: every other beat of the plain grid, bars twice as long
+    assert np.diff(half["beats"]).mean() == pytest.approx(2 * np.diff(plain["beats"]).mean(), rel=0.02)
+    assert all(np.min(np.abs(np.asarray(plain["beats"]) - b)) < 0.03 for b in half["beats"])
+    assert np.diff(half["downbeats"]).mean() == pytest.approx(2 * np.diff(plain["downbeats"]).mean(), rel=0.05)
+    # a range that holds the beat found changes nothing but the echo
+    same = analyze(path, ["tempo"], tempo_range=(100, 200))
+    assert same["tempo"] == plain["tempo"] and same["beats"] == plain["beats"] and same["notes"] == []
+    with pytest.raises(InvalidInput):
+        analyze(path, ["tempo"], tempo_range=(100, 150))
+
+
+def test_cli_takes_a_tempo_range(song_file: Path) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "analyze", str(song_file), "--features", "tempo",
+                          "--tempo-range", "50", "100"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["tempo_range"] == [50.0, 100.0] and 50 <= result["tempo"] <= 100
+    bad = subprocess.run([sys.executable, str(ROOT / "main.py"), "analyze", str(song_file), "--tempo-range", "90",
+                          "100"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode != 0 and "octave" in bad.stderr

@@ -250,6 +250,22 @@ def test_stem_analysis(server: Server, user: User) -> None:
     assert error_of(user.api.get(f"/export/analysis/{track['id']}")) == (404, "not_found")
 
 
+def test_tempo_range_counts_the_beat_at_the_asked_level(server: Server, user: User) -> None:
+    track = upload_audio(user, song_bytes(bpm=150, seconds=8.0))
+    queued = start(user, track_id=track["id"], features=["tempo", "structure"], tempo_range={"min": 50, "max": 100})
+    job = wait_job(user, queued["job_id"])
+    assert job["status"] == "completed", job
+    result = job["result"]
+    assert_tempo(result["tempo"], 75)
+    assert result["tempo_range"] == [50.0, 100.0]
+    assert any("counted at" in note and "50-100 BPM" in note for note in result["notes"]), result["notes"]
+    assert np.diff(result["beats"]).mean() == pytest.approx(60 / 75, rel=0.03)
+    params = user.api.get(f"/api/jobs/{queued['job_id']}").json()["data"]["params"]
+    assert params == {"features": ["tempo", "structure"], "tempo_range": [50.0, 100.0]}
+    # the library's summary takes the tempo as counted
+    assert_tempo(user.api.get(f"/api/tracks/{track['id']}").json()["data"]["tempo"], 75)
+
+
 # --- refusals ----------------------------------------------------------------------------------------
 
 
@@ -265,6 +281,10 @@ def test_unknown_features_answer_422_listing_the_allowed_ones(user: User, song: 
         ({"track_id": "not-a-uuid"}, "track_id"),
         ({}, "track_id"),  # neither
         ({"track_id": track["id"], "stem_id": str(uuid.uuid4())}, "stem_id"),  # both
+        ({"track_id": track["id"], "tempo_range": {"min": 100, "max": 150}}, "tempo_range"),  # under an octave
+        ({"track_id": track["id"], "tempo_range": {"min": 10, "max": 100}}, "tempo_range"),  # under 30 BPM
+        ({"track_id": track["id"], "tempo_range": {"min": 70}}, "tempo_range.max"),
+        ({"track_id": track["id"], "tempo_range": [70, 140]}, "tempo_range"),  # not an object
     ]
     for body, field in cases:
         r = user.api.post("/api/analysis/analyze", json=body)

@@ -37,3 +37,14 @@ def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path
         assert page.locator("audio").count() == 1 + 4  # the track and its four stems
         names = page.locator(".w-24").all_inner_texts()
         assert {"Vocals", "Drums", "Bass", "Other"} <= set(names)
+
+        # Half time: analyse again counting the beat at half the tempo; the page shows it live, with a note.
+        page.locator("[data-testid=tempo-half]").click()
+        page.get_by_text("Analysis queued").wait_for()
+        page.locator(".q-badge", has_text="completed").nth(2).wait_for(timeout=90_000)
+        page.get_by_text("is counted at").wait_for()
+        halved = page.locator("[data-testid=analysis-tempo]").inner_text()
+        assert abs(float(halved.split()[0]) - 60) < 1.5, halved
+        # half of 60 BPM is outside the 50-220 BPM search: only "double time" is offered now
+        assert page.locator("[data-testid=tempo-half]").is_disabled()
+        assert page.locator("[data-testid=tempo-double]").is_enabled()

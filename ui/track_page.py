@@ -20,6 +20,7 @@ from nicegui import ui
 from core import stems, user_settings
 from core.analysis import record
 from core.analysis import results as analysis_results
+from core.analysis.features import octave_around
 from core.errors import NotFound, StemForgeError
 from core.events import Event
 from core.processing import PREVIEW_MIN_SECONDS, PREVIEW_SECONDS
@@ -223,7 +224,8 @@ def _waveform_card(track: Track, audio_id: str | None, analysis: dict[str, Any] 
 def _stat(label: str, value: str, sub: str = "") -> None:
     with ui.column().classes("gap-0 min-w-[7rem]"):
         ui.label(label).classes(f"text-xs uppercase {MUTED}")
-        ui.label(value).classes("text-xl font-semibold").mark(f"analysis-{label.lower()}")
+        ui.label(value).classes("text-xl font-semibold").mark(f"analysis-{label.lower()}").props(
+            f'data-testid="analysis-{label.lower()}"')
         if sub:
             ui.label(sub).classes(f"text-xs {MUTED}")
 
@@ -249,6 +251,26 @@ def charts(result: dict[str, Any], *, compact: bool = False) -> None:
                wide=not compact)
 
 
+def _tempo_level_buttons(user: User, track: Track, tempo: float) -> None:
+    """Half time and double time: analyse again with the beat counted at half or twice ``tempo`` (the range is
+    the octave around it, so a beat found at either level lands there)."""
+    with ui.row().classes("gap-1 pt-1"):
+        for factor, label, name, mark in ((0.5, "÷2", "Half time", "tempo-half"),
+                                           (2.0, "×2", "Double time", "tempo-double")):
+            target = tempo * factor
+            tempo_range = octave_around(target)
+            tip = (f"{name}: analyse again counting the beat at {target:.1f} BPM (beats and bars follow)"
+                   if tempo_range else f"{name} ({target:.0f} BPM) is too slow or too fast to count the beat at")
+
+            async def reanalyse(tempo_range: tuple[float, float] | None = tempo_range) -> None:
+                await _start("Analysis", lambda db: submit_analysis(db, context.events(), user.id, track_id=track.id,
+                                                                   tempo_range=tempo_range))
+
+            ui.button(label, on_click=guarded(reanalyse)).props(
+                "outline dense no-caps color=primary padding='0 10px'" + ("" if tempo_range else " disable")
+                + f' data-testid="{mark}"').tooltip(tip).mark(mark)
+
+
 def _analysis_card(user: User, track: Track, result: dict[str, Any] | None) -> None:
     with ui.card().classes("w-full gap-3").mark("analysis"):
         with ui.row().classes("w-full items-center justify-between"):
@@ -267,7 +289,10 @@ def _analysis_card(user: User, track: Track, result: dict[str, Any] | None) -> N
             return
         with ui.row().classes("gap-x-10 gap-y-3"):
             tempo_sub = f"confidence {_percent(result.get('tempo_confidence'))}" if result.get("tempo") else ""
-            _stat("Tempo", _fmt(result.get("tempo"), " BPM"), tempo_sub)
+            with ui.column().classes("gap-0"):
+                _stat("Tempo", _fmt(result.get("tempo"), " BPM"), tempo_sub)
+                if result.get("tempo") and track.audio_path:
+                    _tempo_level_buttons(user, track, float(result["tempo"]))
             key_sub = f"confidence {_percent(result.get('key_confidence'))}" if result.get("key") else ""
             _stat("Key", result.get("key") or "–", key_sub)
             _stat("Energy", _fmt(result.get("energy"), "", 2), "0 calm · 1 intense" if "energy" in result else "")

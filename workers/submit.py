@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import jobs, lalalai_account, processing, spotify, tracks
-from core.analysis import parse_features
+from core.analysis import check_tempo_range, parse_features
 from core.analysis.sources import audio_source
 from core.downloader import DEFAULT_QUALITY, title_from_url
 from core.errors import Conflict, InvalidInput, NotFound
@@ -35,11 +35,17 @@ async def submit_analysis(
     track_id: uuid.UUID | None = None,
     stem_id: uuid.UUID | None = None,
     features: Sequence[str] = ("all",),
+    tempo_range: tuple[float, float] | None = None,
 ) -> Job:
-    """Analyse a track's audio or one stem. Unknown features: InvalidInput; no audio yet: Conflict."""
+    """Analyse a track's audio or one stem, with the beat counted inside ``tempo_range`` (min, max BPM) when given.
+    Unknown features or a range that is not an octave within 30-300 BPM: InvalidInput; no audio yet: Conflict."""
     parsed = parse_features(list(features))
+    if tempo_range is not None:
+        tempo_range = check_tempo_range(*tempo_range)
     source = await audio_source(session, user_id, track_id=track_id, stem_id=stem_id)
     params: dict[str, object] = {"features": list(parsed)}
+    if tempo_range is not None:
+        params["tempo_range"] = list(tempo_range)
     if source.stem is not None:
         params["stem_id"] = str(source.stem.id)
     job = await jobs.create_job(session, events, user_id, "analysis", source.track.id, params)

@@ -28,6 +28,39 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The tempo search's range (core/analysis/tempo.py).
+TEMPO_SEARCH_BPM: tuple[float, float] = (50.0, 220.0)
+# Where a caller's range may lie: wider than the search, since a beat found at 60 BPM may be counted at 30.
+TEMPO_RANGE_BPM: tuple[float, float] = (30.0, 300.0)
+
+
+def check_tempo_range(low: float, high: float) -> tuple[float, float]:
+    """A caller's tempo range (BPM), or ``InvalidInput`` naming ``tempo_range``.
+
+    The range must lie within ``TEMPO_RANGE_BPM`` and span at least an octave (``high >= 2 * low``), so that
+    every beat found has a half or a double inside it (what ``tempo.fold_into`` moves it to)."""
+    lo, hi = TEMPO_RANGE_BPM
+    message = ""
+    if not (lo <= low <= hi and lo <= high <= hi):
+        message = f"A tempo range lies within {lo:g}-{hi:g} BPM"
+    elif high < 2 * low:
+        message = (f"A tempo range spans at least an octave (max >= 2 x min), so every tempo has a half or a double "
+                   f"in it: {low:g}-{high:g} BPM does not")
+    if message:
+        raise InvalidInput(message, details={"tempo_range": message})
+    return float(low), float(high)
+
+
+def octave_around(bpm: float) -> tuple[float, float] | None:
+    """The octave-wide tempo range (min, max BPM) centred on ``bpm``: ``bpm / sqrt 2`` to ``bpm * sqrt 2``, so
+    a beat found at half or twice ``bpm`` folds onto it (``tempo.fold_into``): the "half time" and "double time"
+    of a tempo found. None when that range does not fit in ``TEMPO_RANGE_BPM`` (about 42-212 BPM)."""
+    low = round(bpm / 2**0.5, 2)
+    high = 2 * low  # doubling is exact: the range passes check_tempo_range
+    lo, hi = TEMPO_RANGE_BPM
+    return (low, high) if lo <= low and high <= hi else None
+
+
 def parse_features(requested: str | Iterable[str] | None) -> tuple[str, ...]:
     """Normalise a request's ``features`` into the groups to compute, in canonical order.
 

@@ -29,7 +29,7 @@ from core.analysis import key as key_mod
 from core.analysis import structure as structure_mod
 from core.analysis import tempo as tempo_mod
 from core.analysis.decode import load_mono
-from core.analysis.features import parse_features
+from core.analysis.features import check_tempo_range, parse_features
 from core.progress import BadInput, ProgressFn, no_progress
 
 SAMPLE_RATE = 22050
@@ -208,20 +208,27 @@ def _pool_factor() -> int:
     return math.ceil(FPS / MAX_FRAME_RATE)
 
 
-def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_progress) -> dict[str, Any]:
+def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_progress,
+            tempo_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Analyse one audio file; returns a JSON-ready dict (the fields are listed in core/analysis/__init__.py).
+    ``tempo_range`` (min, max BPM) counts the beat at the metrical level inside it (``tempo.fold_into``).
 
-    Raises ``core.errors.InvalidInput`` for unknown feature names and ``core.progress.BadInput`` for
-    a file that cannot be decoded or is too short; a silent file gives a result whose notes say so.
+    Raises ``core.errors.InvalidInput`` for unknown feature names or a tempo range that is not an octave within
+    30-300 BPM (``check_tempo_range``), and ``core.progress.BadInput`` for a file that cannot be decoded or is
+    too short; a silent file gives a result whose notes say so.
     """
     wanted = parse_features(features)
+    if tempo_range is not None:
+        tempo_range = check_tempo_range(*tempo_range)
     progress(0, "decoding audio")
     y = load_mono(Path(path), SAMPLE_RATE, MAX_SECONDS)
     duration = len(y) / SAMPLE_RATE
     if duration < MIN_SECONDS:
         raise BadInput(f"The audio is only {duration:.2f} s long; analysis needs at least {MIN_SECONDS:g} s")
-    run = _Run(_Signal(y, spectral="spectral" in wanted), duration)
+    run = _Run(_Signal(y, spectral="spectral" in wanted), duration, tempo_range)
     run.result["features_analyzed"] = list(wanted)
+    if tempo_range is not None:
+        run.result["tempo_range"] = list(tempo_range)
     progress(10, "computing the spectrogram")
     _ = run.sig.spectrogram
     for i, feature in enumerate(wanted):
@@ -237,9 +244,10 @@ def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_pr
 class _Run:
     """One analysis: the signal, the result being filled and the notes for the reader, one method per feature."""
 
-    def __init__(self, sig: _Signal, duration: float) -> None:
+    def __init__(self, sig: _Signal, duration: float, tempo_range: tuple[float, float] | None = None) -> None:
         self.sig = sig
         self.duration = duration
+        self.tempo_range = tempo_range
         self.silent = float(np.max(np.abs(sig.y))) < SILENCE_PEAK
         self.result: dict[str, Any] = {"duration": round(duration, 3), "sample_rate": SAMPLE_RATE}
         self.notes: list[str] = []
@@ -279,8 +287,20 @@ class _Run:
             return None
         self.estimate = tempo_mod.commensurate_tempo(self.estimate, self.sig.onset_env,
                                                      tempo_mod.harmonic_change(self.sig.chroma), FPS)
+        if self.tempo_range is not None:
+            self._fold_tempo(*self.tempo_range)
         self._beat_times = tempo_mod.beat_times(self.sig.onset_env, SAMPLE_RATE, HOP_LENGTH, self.estimate.bpm)
         return self._beat_times
+
+    def _fold_tempo(self, low: float, high: float) -> None:
+        """Count the beat found at the level inside the caller's range (half or double it), saying so."""
+        assert self.estimate is not None and self.estimate.bpm is not None
+        found = self.estimate.bpm
+        bpm = tempo_mod.fold_into(found, low, high)
+        if bpm != found:
+            self.notes.append(f"The beat found at {found:.1f} BPM is counted at {bpm:.1f} BPM, inside the asked "
+                              f"range {low:.0f}-{high:.0f} BPM")
+            self.estimate = tempo_mod.TempoEstimate(bpm, self.estimate.confidence)
 
     def _note(self, note: str | None) -> None:
         if note and note not in self.notes:

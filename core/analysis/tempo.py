@@ -42,9 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.analysis import beat_tracking, dsp
+from core.analysis.features import TEMPO_SEARCH_BPM
 
-MIN_BPM = 50.0
-MAX_BPM = 220.0
+MIN_BPM, MAX_BPM = TEMPO_SEARCH_BPM
 HARMONICS = 6
 # Autocorrelation window, in onset frames (512 at 43 frames/s: ~12 s, room for 6 beats at 50 BPM),
 # and the step between windows (~0.75 s).
@@ -227,6 +227,16 @@ def mean_local_autocorrelation(onset_env: np.ndarray) -> np.ndarray:
     frames = frames * dsp.periodic_hann(WINDOW_FRAMES)[:, None]
     ac = dsp.normalize_peak(dsp.autocorrelate(frames, axis=0), axis=0)
     return ac.mean(axis=1)
+
+
+def fold_into(bpm: float, low: float, high: float) -> float:
+    """``bpm`` halved or doubled until it lies in ``low``-``high`` (a range of at least an octave): the same beat
+    counted at the metrical level a caller asked for, as the "x2" and "/2" of DJ software do."""
+    while bpm > high:
+        bpm /= 2.0
+    while bpm < low:
+        bpm *= 2.0
+    return bpm
 
 
 def beat_times(onset_env: np.ndarray, sr: int, hop_length: int, bpm: float) -> np.ndarray:

@@ -250,6 +250,11 @@ class DownloadJobOut(BaseModel):
 AnalysisFeature = Annotated[str, Field(max_length=40)]
 
 
+class TempoRange(BaseModel):
+    min: float = Field(description="BPM, at least 30")
+    max: float = Field(description="BPM, at most 300 and at least twice min")
+
+
 class AnalyzeRequest(BaseModel):
     track_id: uuid.UUID | None = Field(default=None, description="The track to analyse (its audio)")
     stem_id: uuid.UUID | None = Field(default=None, description="Or one of its stems, instead of track_id")
@@ -258,6 +263,11 @@ class AnalyzeRequest(BaseModel):
         description='Any of "tempo", "key", "energy", "spectral", "mfcc", "chroma", "structure", or "all" '
                     '(the default)',
     )
+    tempo_range: TempoRange | None = Field(
+        default=None, description="Count the beat inside this range, at least an octave wide (70-140, 88-175): a "
+        "beat found at twice or half the tempo you hear is halved or doubled into it, and the beats and bars "
+        "follow. Without it the analysis picks the level itself",
+    )
 
 
 ANALYSIS_RESULT_DOC = (
@@ -265,7 +275,7 @@ ANALYSIS_RESULT_DOC = (
     "key_confidence, key_candidates, energy (0-1), zero_crossing_rate, spectral_centroid / _rolloff / "
     "_bandwidth (Hz), spectral_contrast (dB per band), features.mfcc (13 x frames) and features.chroma "
     "(12 x frames) at frame_rate frames a second; features_analyzed, duration, sample_rate and notes "
-    "always. Only the requested features' fields are present."
+    "always, tempo_range ([min, max] BPM) when one was asked. Only the requested features' fields are present."
 )
 
 

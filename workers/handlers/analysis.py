@@ -5,7 +5,8 @@ may have been deleted since the job was queued), runs ``analyze`` with the job's
 one ``AnalysisResult`` row (typed columns for the scalars, JSON for the arrays) and returns the
 result dict, which becomes ``Job.result`` and the ``job:completed`` payload.
 
-Params: ``features`` (the normalised feature groups) and, for a stem, ``stem_id``.
+Params: ``features`` (the normalised feature groups), for a stem ``stem_id``, and ``tempo_range`` ([min, max]
+BPM) when the caller asked for one.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from core.analysis import analyze, parse_features, results
+from core.analysis import analyze, check_tempo_range, parse_features, results
 from core.analysis.sources import AudioSource, audio_source
-from core.errors import StemForgeError
+from core.errors import InvalidInput, StemForgeError
 from core.progress import BadInput, scaled
 from data.db import session_scope
 from data.files import UnsafePath
@@ -46,6 +47,16 @@ def _stem_id(ctx: JobContext) -> uuid.UUID | None:
         raise BadInput(f"The analysis job names an invalid stem id: {value!r}") from exc
 
 
+def _tempo_range(ctx: JobContext) -> tuple[float, float] | None:
+    """The job's ``tempo_range`` (checked again: params may have been edited by hand), or None."""
+    value = ctx.params.get("tempo_range")
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2 or not all(isinstance(v, int | float) for v in value):
+        raise InvalidInput(f"The analysis job's tempo range is not two numbers: {value!r}")
+    return check_tempo_range(float(value[0]), float(value[1]))
+
+
 @register("analysis")
 def analysis(ctx: JobContext) -> dict[str, Any]:
     stem_id = _stem_id(ctx)
@@ -53,6 +64,7 @@ def analysis(ctx: JobContext) -> dict[str, Any]:
         raise BadInput("The analysis job names no track or stem to analyse")
     try:
         features = parse_features(ctx.params.get("features"))
+        tempo_range = _tempo_range(ctx)
         source = ctx.run(_source(ctx.user_id, ctx.track_id, stem_id))
     except StemForgeError as exc:  # deleted meanwhile, or params a person edited by hand
         raise BadInput(f"Cannot analyse this: {exc.message}") from exc
@@ -60,7 +72,7 @@ def analysis(ctx: JobContext) -> dict[str, Any]:
         path = ctx.store.resolve(source.path)
     except UnsafePath as exc:
         raise BadInput(f"The audio file of {source.label} is stored at an invalid path") from exc
-    result = analyze(path, features, scaled(ctx.progress, 0, ANALYSIS_SHARE))
+    result = analyze(path, features, scaled(ctx.progress, 0, ANALYSIS_SHARE), tempo_range)
     ctx.progress(ANALYSIS_SHARE + 2, "storing the result")
     try:
         ctx.run(_save(result, ctx, source))

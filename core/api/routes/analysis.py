@@ -49,9 +49,11 @@ def _analysis_out(row: AnalysisResult) -> AnalysisOut:
 async def analyze(body: AnalyzeRequest, request: Request, user: HeavyUser, session: SessionDep) -> Envelope[JobQueued]:
     """Enqueues an analysis of the track's audio (or, with `stem_id`, of one stem); follow it on `/socket`
     or poll `GET /api/analysis/job/{id}`. Unknown feature names answer 422 listing the allowed ones; a
-    track whose audio has not arrived yet answers 409 `audio_not_ready`."""
+    track whose audio has not arrived yet answers 409 `audio_not_ready`; a `tempo_range` that is not an octave
+    within 30-300 BPM answers 422 naming `tempo_range`."""
+    tempo_range = (body.tempo_range.min, body.tempo_range.max) if body.tempo_range is not None else None
     job = await submit_analysis(session, request.app.state.events, user.id, track_id=body.track_id,
-                                stem_id=body.stem_id, features=body.features)
+                                stem_id=body.stem_id, features=body.features, tempo_range=tempo_range)
     return Envelope(data=JobQueued(job_id=job.id, track_id=job.track_id))
 
 
