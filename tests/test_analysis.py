@@ -271,6 +271,9 @@ def test_fold_into_moves_a_tempo_by_octaves_into_the_range() -> None:
     assert fold_into(210.0, 50.0, 100.0) == pytest.approx(52.5)
     assert fold_into(200.0, 50.0, 100.0) == 100.0  # on the edge: inside
     assert fold_into(100.0, 70.0, 140.0) == 100.0  # inside already: unchanged
+    for bad in ((0.0, 70.0, 140.0), (-5.0, 70.0, 140.0), (100.0, 0.0, 140.0), (100.0, 140.0, 70.0)):
+        with pytest.raises(ValueError):
+            fold_into(*bad)
 
 
 def test_tempo_range_must_be_an_octave_within_30_to_300_bpm() -> None:

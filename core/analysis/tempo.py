@@ -231,7 +231,10 @@ def mean_local_autocorrelation(onset_env: np.ndarray) -> np.ndarray:
 
 def fold_into(bpm: float, low: float, high: float) -> float:
     """``bpm`` halved or doubled until it lies in ``low``-``high`` (a range of at least an octave): the same beat
-    counted at the metrical level a caller asked for, as the "x2" and "/2" of DJ software do."""
+    counted at the metrical level a caller asked for, as the "x2" and "/2" of DJ software do. ValueError for a
+    tempo or range that is not positive."""
+    if not (bpm > 0 and 0 < low <= high):
+        raise ValueError(f"fold_into needs a positive tempo and range, not {bpm} in {low}-{high}")
     while bpm > high:
         bpm /= 2.0
     while bpm < low:
