@@ -279,23 +279,25 @@ def test_fold_into_moves_a_tempo_by_octaves_into_the_range() -> None:
 def test_tempo_range_must_be_an_octave_within_30_to_300_bpm() -> None:
     assert check_tempo_range(70, 140) == (70.0, 140.0)
     assert check_tempo_range(30, 300) == (30.0, 300.0)
-    for low, high in ((100, 150), (20, 100), (150, 320), (140, 70)):
+    for (low, high), why in (((100, 150), "octave"), ((20, 100), "within 30-300"), ((150, 320), "within 30-300"),
+                             ((140, 70), "below its max"), ((float("nan"), 100), "within 30-300")):
         with pytest.raises(InvalidInput) as info:
             check_tempo_range(low, high)
-        assert info.value.status == 422 and "tempo_range" in info.value.details
+        assert info.value.status == 422 and why in info.value.details["tempo_range"]
 
 
 def test_half_and_double_fold_onto_the_octave_around_a_tempo() -> None:
     from core.analysis.tempo import fold_into
 
-    for bpm in np.arange(42.5, 212.0, 0.37):
+    for bpm in np.arange(30.1, 300.0, 0.37):
         low, high = octave_around(float(bpm))
         assert check_tempo_range(low, high) == (low, high)
         assert low < bpm < high
         assert fold_into(2 * bpm, low, high) == pytest.approx(bpm)
         assert fold_into(bpm / 2, low, high) == pytest.approx(bpm)
     assert octave_around(80.75) == (57.1, 114.2)
-    assert octave_around(40.0) is None and octave_around(215.0) is None
+    assert octave_around(250.0) == (150.0, 300.0)  # moved to the limit, still holding it
+    assert all(octave_around(bpm) is None for bpm in (25.0, 30.0, 300.0, 310.0))
 
 
 def test_tempo_range_counts_the_beat_at_the_asked_level(tmp_path: Path) -> None:
@@ -309,12 +311,24 @@ def test_tempo_range_counts_the_beat_at_the_asked_level(tmp_path: Path) -> None:
     # the beats and bars follow: every other beat of the plain grid, bars twice as long
     assert np.diff(half["beats"]).mean() == pytest.approx(2 * np.diff(plain["beats"]).mean(), rel=0.02)
     assert all(np.min(np.abs(np.asarray(plain["beats"]) - b)) < 0.03 for b in half["beats"])
-    assert np.diff(half["downbeats"]).mean() == pytest.approx(2 * np.diff(plain["downbeats"]).mean(), rel=0.05)
+    # the bars keep their bar lines: a half-time bar is two of the bars found, starting on the first
+    assert half["downbeats"] == plain["downbeats"][::2][: len(half["downbeats"])]
+    assert half["downbeats"][0] == plain["downbeats"][0]
+    # double time: the grid found with a beat between each two, bars half as long on the same lines
+    slow = synth.song(0, "major", 75, 14.0, style="rock").write(tmp_path / "slow.wav")
+    found = analyze(slow, ["tempo", "structure"])
+    double = analyze(slow, ["tempo", "structure"], tempo_range=(100, 200))
+    assert double["tempo"] == pytest.approx(2 * found["tempo"], rel=0.005)
+    assert double["beats"][::2] == pytest.approx(found["beats"], abs=0.001)
+    assert double["downbeats"][::2] == pytest.approx(found["downbeats"][: len(double["downbeats"][::2])], abs=0.001)
+    assert any(note.startswith("Counted in double time") for note in double["notes"]), double["notes"]
     # a range that holds the beat found changes nothing but the echo
     same = analyze(path, ["tempo"], tempo_range=(100, 200))
     assert same["tempo"] == plain["tempo"] and same["beats"] == plain["beats"] and same["notes"] == []
     with pytest.raises(InvalidInput):
         analyze(path, ["tempo"], tempo_range=(100, 150))
+    key_only = analyze(path, ["key"], tempo_range=(50, 100))
+    assert key_only["notes"] == ["The tempo range was not used: neither tempo nor structure was asked for"]
 
 
 def test_cli_takes_a_tempo_range(song_file: Path) -> None:

@@ -283,6 +283,7 @@ def test_unknown_features_answer_422_listing_the_allowed_ones(user: User, song: 
         ({"track_id": track["id"], "stem_id": str(uuid.uuid4())}, "stem_id"),  # both
         ({"track_id": track["id"], "tempo_range": {"min": 100, "max": 150}}, "tempo_range"),  # under an octave
         ({"track_id": track["id"], "tempo_range": {"min": 10, "max": 100}}, "tempo_range"),  # under 30 BPM
+        ({"track_id": track["id"], "tempo_range": {"min": 140, "max": 70}}, "tempo_range"),  # min above max
         ({"track_id": track["id"], "tempo_range": {"min": 70}}, "tempo_range.max"),
         ({"track_id": track["id"], "tempo_range": [70, 140]}, "tempo_range"),  # not an object
     ]

@@ -45,6 +45,7 @@ def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path
         page.get_by_text("is counted at").wait_for()
         halved = page.locator("[data-testid=analysis-tempo]").inner_text()
         assert abs(float(halved.split()[0]) - 60) < 1.5, halved
-        # half of 60 BPM is outside the 50-220 BPM search: only "double time" is offered now
-        assert page.locator("[data-testid=tempo-half]").is_disabled()
+        # the Jobs card says which level that run asked for; both buttons stay on offer (30 and 120 BPM)
+        page.get_by_text("Analysis 42–85 BPM").wait_for()
+        assert page.locator("[data-testid=tempo-half]").is_enabled()
         assert page.locator("[data-testid=tempo-double]").is_enabled()

@@ -58,7 +58,8 @@ class JobRow:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     retry_of: str | None = None
-    label: str = ""  # what the job is, in words: its kind's label, "Preview" for a separation preview
+    label: str = ""  # what the job is, in words: its kind's label, "Preview" for a separation preview, the
+    # tempo range an analysis was asked to count the beat in
 
     @classmethod
     def of(cls, job: Job, title: str) -> JobRow:
@@ -70,6 +71,9 @@ class JobRow:
             label = "Preview"
             if window.get("end") is not None:
                 label += f" {mmss(window.get('start'))}–{mmss(window['end'])}"
+        tempo_range = params.get("tempo_range") if job.kind == "analysis" else None
+        if isinstance(tempo_range, list) and len(tempo_range) == 2:  # the beat counted inside a range asked for
+            label += f" {tempo_range[0]:.0f}–{tempo_range[1]:.0f} BPM"
         return cls(job.id, job.kind, job.track_id, title, job.status, job.progress, job.message, job.error,
                    job.created_at, job.started_at, job.finished_at, str(retry_of) if retry_of else None, label)
 

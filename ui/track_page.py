@@ -9,6 +9,7 @@ waveform, a separation the stems, an analysis the analysis (or the summary of th
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,7 +21,7 @@ from nicegui import ui
 from core import stems, user_settings
 from core.analysis import record
 from core.analysis import results as analysis_results
-from core.analysis.features import octave_around
+from core.analysis.features import TEMPO_RANGE_BPM, octave_around
 from core.errors import NotFound, StemForgeError
 from core.events import Event
 from core.processing import PREVIEW_MIN_SECONDS, PREVIEW_SECONDS
@@ -185,11 +186,21 @@ def _actions(user: User, track: Track, defaults: dict[str, Any]) -> None:
                 f"Separate only {seconds:g} s of the loudest part: hear what the stems will be like in seconds "
                 "(the full stems are not touched)")
             ui.button("Analyse", on_click=guarded(lambda: _analyse_track(user, track))).props("outline" + ready).mark(
-                "analyze")
+                "analyze").tooltip("Tempo, key, energy, timbre, bars and sections (a ÷2 / ×2 choice is kept)")
 
 
 async def _analyse_track(user: User, track: Track) -> None:
-    await _start("Analysis", lambda db: submit_analysis(db, context.events(), user.id, track_id=track.id))
+    """Analyse the track again, keeping the level its newest analysis counted the beat at (÷2 / ×2)."""
+
+    async def submit(db: Any) -> Job:
+        tempo_range = None
+        with contextlib.suppress(NotFound):  # never analysed: the analysis picks the level itself
+            tempo_range = record.to_result(await analysis_results.latest(db, user.id, track_id=track.id)).get(
+                "tempo_range")
+        return await submit_analysis(db, context.events(), user.id, track_id=track.id,
+                                     tempo_range=tuple(tempo_range) if tempo_range else None)
+
+    await _start("Analysis", submit)
 
 
 # --- waveform and analysis ----------------------------------------------------------------------------------
@@ -259,12 +270,15 @@ def _tempo_level_buttons(user: User, track: Track, tempo: float) -> None:
                                            (2.0, "×2", "Double time", "tempo-double")):
             target = tempo * factor
             tempo_range = octave_around(target)
+            lo, hi = TEMPO_RANGE_BPM
             tip = (f"{name}: analyse again counting the beat at {target:.1f} BPM (beats and bars follow)"
-                   if tempo_range else f"{name} ({target:.0f} BPM) is too slow or too fast to count the beat at")
+                   if tempo_range else
+                   f"{name} ({target:.0f} BPM) is {'below' if target <= lo else 'above'} the "
+                   f"{lo:g}-{hi:g} BPM a beat is counted in")
 
-            async def reanalyse(tempo_range: tuple[float, float] | None = tempo_range) -> None:
-                await _start("Analysis", lambda db: submit_analysis(db, context.events(), user.id, track_id=track.id,
-                                                                   tempo_range=tempo_range))
+            async def reanalyse(tempo_range: tuple[float, float] | None = tempo_range, name: str = name) -> None:
+                await _start(f"{name} analysis", lambda db: submit_analysis(
+                    db, context.events(), user.id, track_id=track.id, tempo_range=tempo_range))
 
             ui.button(label, on_click=guarded(reanalyse)).props(
                 "outline dense no-caps color=primary padding='0 10px'" + ("" if tempo_range else " disable")

@@ -42,23 +42,26 @@ def check_tempo_range(low: float, high: float) -> tuple[float, float]:
     lo, hi = TEMPO_RANGE_BPM
     message = ""
     if not (lo <= low <= hi and lo <= high <= hi):
-        message = f"A tempo range lies within {lo:g}-{hi:g} BPM"
+        message = f"A tempo range must lie within {lo:g}-{hi:g} BPM: {low:g}-{high:g} BPM does not"
+    elif high <= low:
+        message = f"A tempo range's min must be below its max: {low:g}-{high:g} BPM is not"
     elif high < 2 * low:
-        message = (f"A tempo range spans at least an octave (max >= 2 x min), so every tempo has a half or a double "
-                   f"in it: {low:g}-{high:g} BPM does not")
+        message = (f"A tempo range must span at least an octave (max >= 2 x min), so every tempo has a half or a "
+                   f"double in it: {low:g}-{high:g} BPM does not")
     if message:
         raise InvalidInput(message, details={"tempo_range": message})
     return float(low), float(high)
 
 
 def octave_around(bpm: float) -> tuple[float, float] | None:
-    """The octave-wide tempo range (min, max BPM) centred on ``bpm``: ``bpm / sqrt 2`` to ``bpm * sqrt 2``, so
-    a beat found at half or twice ``bpm`` folds onto it (``tempo.fold_into``): the "half time" and "double time"
-    of a tempo found. None when that range does not fit in ``TEMPO_RANGE_BPM`` (about 42-212 BPM)."""
-    low = round(bpm / 2**0.5, 2)
-    high = 2 * low  # doubling is exact: the range passes check_tempo_range
+    """An octave-wide tempo range (min, max BPM) that holds ``bpm`` inside it, within ``TEMPO_RANGE_BPM``: centred
+    on it (``bpm / sqrt 2`` to ``bpm * sqrt 2``) where that fits, else moved to the limit. A beat found at any
+    octave of ``bpm`` folds onto it (``tempo.fold_into``): the "half time" and "double time" of a tempo found.
+    None when ``bpm`` is not strictly between 30 and 300 BPM."""
     lo, hi = TEMPO_RANGE_BPM
-    return (low, high) if lo <= low and high <= hi else None
+    low = round(min(max(bpm / 2**0.5, lo), hi / 2), 2)
+    high = 2 * low  # doubling is exact: the range passes check_tempo_range
+    return (low, high) if low < bpm < high else None
 
 
 def parse_features(requested: str | Iterable[str] | None) -> tuple[str, ...]:

@@ -229,6 +229,8 @@ def analyze(path: str | Path, features: Any = None, progress: ProgressFn = no_pr
     run.result["features_analyzed"] = list(wanted)
     if tempo_range is not None:
         run.result["tempo_range"] = list(tempo_range)
+        if not {"tempo", "structure"} & set(wanted):
+            run.notes.append("The tempo range was not used: neither tempo nor structure was asked for")
     progress(10, "computing the spectrogram")
     _ = run.sig.spectrogram
     for i, feature in enumerate(wanted):
@@ -248,6 +250,7 @@ class _Run:
         self.sig = sig
         self.duration = duration
         self.tempo_range = tempo_range
+        self.anchor: tuple[int, float] | None = None  # the bars of the grid found, when the beat is counted anew
         self.silent = float(np.max(np.abs(sig.y))) < SILENCE_PEAK
         self.result: dict[str, Any] = {"duration": round(duration, 3), "sample_rate": SAMPLE_RATE}
         self.notes: list[str] = []
@@ -287,20 +290,34 @@ class _Run:
             return None
         self.estimate = tempo_mod.commensurate_tempo(self.estimate, self.sig.onset_env,
                                                      tempo_mod.harmonic_change(self.sig.chroma), FPS)
-        if self.tempo_range is not None:
-            self._fold_tempo(*self.tempo_range)
         self._beat_times = tempo_mod.beat_times(self.sig.onset_env, SAMPLE_RATE, HOP_LENGTH, self.estimate.bpm)
+        if self.tempo_range is not None:
+            self._beat_times = self._fold_tempo(self._beat_times, *self.tempo_range)
         return self._beat_times
 
-    def _fold_tempo(self, low: float, high: float) -> None:
-        """Count the beat found at the level inside the caller's range (half or double it), saying so."""
+    def _fold_tempo(self, beats: np.ndarray, low: float, high: float) -> np.ndarray:
+        """The beats counted at the level inside the caller's range, saying so in a note: every other (every
+        fourth ...) beat of the grid found, from its first downbeat, or that grid with beats between; the bars
+        keep the found grid's bar lines (``self.anchor``, for ``structure``). Sets ``self.estimate`` to the tempo
+        counted."""
         assert self.estimate is not None and self.estimate.bpm is not None
         found = self.estimate.bpm
         bpm = tempo_mod.fold_into(found, low, high)
-        if bpm != found:
-            self.notes.append(f"The beat found at {found:.1f} BPM is counted at {bpm:.1f} BPM, inside the asked "
-                              f"range {low:.0f}-{high:.0f} BPM")
-            self.estimate = tempo_mod.TempoEstimate(bpm, self.estimate.confidence)
+        if bpm == found:
+            return beats
+        self.anchor = structure_mod.bar_grid(beats, self.sig.onset_env, self.sig.low_onset_env, self.sig.chroma, FPS)
+        counted = round(bpm, 2)
+        level = {2: "half time", 4: "quarter time", 0.5: "double time", 0.25: "four times the tempo"}.get(
+            round(found / bpm, 2), "another level")
+        self.notes.append(f"Counted in {level}: the beat found at {round(found, 2):.1f} BPM is counted at "
+                          f"{counted:.1f} BPM (asked for {low:.0f}-{high:.0f} BPM)")
+        self.estimate = tempo_mod.TempoEstimate(bpm, self.estimate.confidence)
+        if bpm < found:
+            step = round(found / bpm)
+            first = int(np.argmin(np.abs(beats - self.anchor[1]))) if self.anchor else 0
+            return beats[first % step:: step]
+        between = round(bpm / found)
+        return np.interp(np.arange(0, len(beats) - 1 + 1e-9, 1.0 / between), np.arange(len(beats)), beats)
 
     def _note(self, note: str | None) -> None:
         if note and note not in self.notes:
@@ -325,7 +342,7 @@ class _Run:
             self._note(self.beat_note)
             return
         found = structure_mod.analyse_structure(beats, self.sig.onset_env, self.sig.low_onset_env, self.sig.chroma,
-                                                self.sig.mfcc, self.sig.rms, FPS, self.duration)
+                                                self.sig.mfcc, self.sig.rms, FPS, self.duration, self.anchor)
         self.result.update(downbeats=found.downbeats, beats_per_bar=found.beats_per_bar, sections=found.sections,
                            loops=found.loops)
         for note in found.notes:

@@ -186,30 +186,63 @@ def _loops(bars: np.ndarray, starts: np.ndarray, spans: list[tuple[int, int]]) -
              "score": round(min(1.0, max(0.0, s)), 3)} for s, j, m in sorted(found, key=lambda f: (f[2], f[1]))]
 
 
+def _music_span(onset: np.ndarray, fps: float) -> tuple[float, float] | None:
+    """(start, end) in seconds of the music: the first and last onset of ``MUSIC_ONSET`` strength; None without."""
+    inner = onset.copy()
+    inner[-4:] = 0.0  # the STFT's padding makes a transient at the very end (see tempo.py)
+    loud = np.flatnonzero(inner >= min(MUSIC_ONSET, 0.5 * float(inner.max(initial=0.0))))
+    return None if loud.size == 0 else (loud[0] / fps, loud[-1] / fps)
+
+
+def _beats_in_music(beats: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """The beats from the start of the music to a beat after its end: the tracker keeps its grid going through a
+    silent intro and the tail, and those beats belong to no bar."""
+    period = float(np.median(np.diff(beats))) if len(beats) > 1 else 0.5
+    return beats[(beats >= span[0] - 0.1) & (beats <= span[1] + period)]
+
+
+def bar_grid(beats: np.ndarray, onset: np.ndarray, low_onset: np.ndarray, chroma: np.ndarray,
+             fps: float) -> tuple[int, float] | None:
+    """``(beats_per_bar, first downbeat in seconds)`` of a beat grid (the bars ``analyse_structure`` would find),
+    or None with too few beats. Shapes as ``analyse_structure``'s."""
+    span = _music_span(onset, fps)
+    if span is None or len(beats) < 8:
+        return None
+    beats = _beats_in_music(beats, span)
+    if len(beats) < 8:
+        return None
+    beat_frames = np.clip(np.round(beats * fps).astype(int), 0, onset.shape[0] - 1)
+    metre, phase, _ = downbeat_phase(beats, beat_frames, onset, low_onset, chroma)
+    return metre, float(beats[phase])
+
+
 def analyse_structure(beats: np.ndarray, onset: np.ndarray, low_onset: np.ndarray, chroma: np.ndarray,
-                      timbre: np.ndarray, rms: np.ndarray, fps: float, duration: float) -> Structure:
+                      timbre: np.ndarray, rms: np.ndarray, fps: float, duration: float,
+                      anchor: tuple[int, float] | None = None) -> Structure:
     """Downbeats, metre, sections and loops.
 
     ``beats``: beat times (s); ``onset``/``low_onset``: onset strength of all / the low mel bands per frame;
     ``chroma`` (12, T), ``timbre`` (MFCC, n, T) and ``rms`` (T) at ``fps`` frames a second; ``duration`` (s).
+    ``anchor`` (beats per bar, a downbeat in seconds) fixes the bars instead of finding them: a grid counted
+    at half or twice the tempo found keeps the bar lines of the grid it came from (service.py).
     """
     result = Structure()
-    inner = onset.copy()
-    inner[-4:] = 0.0  # the STFT's padding makes a transient at the very end (see tempo.py)
-    loud = np.flatnonzero(inner >= min(MUSIC_ONSET, 0.5 * float(inner.max(initial=0.0))))
-    if loud.size == 0 or len(beats) < 8:
+    span = _music_span(onset, fps)
+    if span is None or len(beats) < 8:
         result.notes.append("Too few beats to find bars, sections or loops")
         return result
-    music_start, music_end = loud[0] / fps, loud[-1] / fps
-    period = float(np.median(np.diff(beats))) if len(beats) > 1 else 0.5
-    # The tracker keeps its grid going through a silent intro and the tail: those beats belong to no bar.
-    beats = beats[(beats >= music_start - 0.1) & (beats <= music_end + period)]
+    music_end = span[1]
+    beats = _beats_in_music(beats, span)
     if len(beats) < 8:
         result.notes.append("Too few beats to find bars, sections or loops")
         return result
     total = onset.shape[0]
     beat_frames = np.clip(np.round(beats * fps).astype(int), 0, total - 1)
-    metre, phase, _ = downbeat_phase(beats, beat_frames, onset, low_onset, chroma)
+    if anchor is None:
+        metre, phase, _ = downbeat_phase(beats, beat_frames, onset, low_onset, chroma)
+    else:
+        metre = anchor[0]
+        phase = int(np.argmin(np.abs(beats - anchor[1]))) % metre
     downbeats = beats[phase::metre]
     result.beats_per_bar = metre
     result.downbeats = np.round(downbeats, 3).tolist()
