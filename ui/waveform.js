@@ -144,8 +144,8 @@ export default {
         return true;
       };
       const downbeats = new Set(this.downbeats || []);
-      lines((this.beats || []).filter((t) => !downbeats.has(t)), 0.22, 1);
-      lines(this.downbeats, 0.6, 1);
+      lines((this.beats || []).filter((t) => !downbeats.has(t)), 0.2, 1);
+      lines(this.downbeats, 0.85, 2);  // bar lines twice as wide: the bars read apart from the beats
       // The waveform: per column the min and max over the pixels (and channels) it covers.
       const p = this.peaks;
       if (!p) return;
