@@ -258,7 +258,7 @@ def test_tempo_range_counts_the_beat_at_the_asked_level(server: Server, user: Us
     result = job["result"]
     assert_tempo(result["tempo"], 75)
     assert result["tempo_range"] == [50.0, 100.0]
-    assert any("counted at" in note and "50-100 BPM" in note for note in result["notes"]), result["notes"]
+    assert any("counted at" in note and "50–100 BPM" in note for note in result["notes"]), result["notes"]
     assert np.diff(result["beats"]).mean() == pytest.approx(60 / 75, rel=0.03)
     params = user.api.get(f"/api/jobs/{queued['job_id']}").json()["data"]["params"]
     assert params == {"features": ["tempo", "structure"], "tempo_range": [50.0, 100.0]}

@@ -49,3 +49,10 @@ def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path
         page.get_by_text("Analysis 42–85 BPM").wait_for()
         assert page.locator("[data-testid=tempo-half]").is_enabled()
         assert page.locator("[data-testid=tempo-double]").is_enabled()
+
+        # Analyse again: the half-time choice sticks
+        page.get_by_role("button", name="Analyse", exact=True).first.click()
+        page.locator(".q-badge", has_text="completed").nth(3).wait_for(timeout=90_000)
+        assert page.get_by_text("Analysis 42–85 BPM").count() == 2
+        again = page.locator("[data-testid=analysis-tempo]").inner_text()
+        assert abs(float(again.split()[0]) - 60) < 1.5, again

@@ -155,11 +155,13 @@ class _RowView:
                     title = row.track_title or "Untitled track"
                     if row.track_id:
                         ui.link(title, f"/tracks/{row.track_id}").classes(
-                            "font-medium truncate text-primary").mark("job-track")
+                            "font-medium truncate text-primary min-w-[6rem]").style("flex-shrink: 4").mark("job-track")
                     else:
                         ui.label(row.label or KIND_LABELS.get(row.kind, row.kind)).classes("font-medium")
+                    # on a narrow screen the kind ("Analysis 42–85 BPM") and the title share the room, each cut short
                     self.kind = ui.badge(row.label or KIND_LABELS.get(row.kind, row.kind)).props(
-                        "outline color=grey-6").mark("job-kind")
+                        "outline color=grey-6").classes("min-w-0 overflow-hidden").style(
+                        "text-overflow: ellipsis; white-space: nowrap; display: block").mark("job-kind")
                     ui.space()
                     self.status = ui.badge(row.status).props("data-testid=job-status").mark("job-status")
                 self.bar = ui.linear_progress(value=0, show_value=False, size="8px").props("rounded")

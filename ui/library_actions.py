@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from core import tracks, user_settings
+from core.analysis import results as analysis_results
 from core.errors import StemForgeError
 from core.separation import MODELS, weights
 from core.settings import get_settings
@@ -48,7 +49,9 @@ async def analyse(user: User, track_ids: list[str]) -> None:
     async with session_scope() as db:
         for track_id in _ids(track_ids):
             try:
-                await submit_analysis(db, context.events(), user.id, track_id=track_id)
+                # a half- or double-time choice made on the track page sticks
+                await submit_analysis(db, context.events(), user.id, track_id=track_id,
+                                      tempo_range=await analysis_results.latest_tempo_range(db, user.id, track_id))
                 done += 1
             except StemForgeError as exc:
                 track = await db.get(Track, track_id)

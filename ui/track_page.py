@@ -9,7 +9,6 @@ waveform, a separation the stems, an analysis the analysis (or the summary of th
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -193,12 +192,8 @@ async def _analyse_track(user: User, track: Track) -> None:
     """Analyse the track again, keeping the level its newest analysis counted the beat at (÷2 / ×2)."""
 
     async def submit(db: Any) -> Job:
-        tempo_range = None
-        with contextlib.suppress(NotFound):  # never analysed: the analysis picks the level itself
-            tempo_range = record.to_result(await analysis_results.latest(db, user.id, track_id=track.id)).get(
-                "tempo_range")
-        return await submit_analysis(db, context.events(), user.id, track_id=track.id,
-                                     tempo_range=tuple(tempo_range) if tempo_range else None)
+        tempo_range = await analysis_results.latest_tempo_range(db, user.id, track.id)
+        return await submit_analysis(db, context.events(), user.id, track_id=track.id, tempo_range=tempo_range)
 
     await _start("Analysis", submit)
 

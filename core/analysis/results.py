@@ -46,3 +46,15 @@ async def latest(session: AsyncSession, user_id: uuid.UUID, *, track_id: uuid.UU
     if row is None:
         raise NotFound("analysis")
     return row
+
+
+async def latest_tempo_range(session: AsyncSession, user_id: uuid.UUID,
+                             track_id: uuid.UUID) -> tuple[float, float] | None:
+    """The tempo range (min, max BPM) the track's newest analysis was asked to count its beat in, or None (never
+    analysed, or analysed without one): what a re-analysis from the pages keeps, so a half-time choice sticks."""
+    try:
+        row = await latest(session, user_id, track_id=track_id)
+    except NotFound:
+        return None
+    value = (row.data or {}).get("tempo_range")
+    return (float(value[0]), float(value[1])) if isinstance(value, list) and len(value) == 2 else None

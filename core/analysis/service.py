@@ -310,7 +310,7 @@ class _Run:
         level = {2: "half time", 4: "quarter time", 0.5: "double time", 0.25: "four times the tempo"}.get(
             round(found / bpm, 2), "another level")
         self.notes.append(f"Counted in {level}: the beat found at {round(found, 2):.1f} BPM is counted at "
-                          f"{counted:.1f} BPM (asked for {low:.0f}-{high:.0f} BPM)")
+                          f"{counted:.1f} BPM (asked for {low:.0f}–{high:.0f} BPM)")
         self.estimate = tempo_mod.TempoEstimate(bpm, self.estimate.confidence)
         if bpm < found:
             step = round(found / bpm)
