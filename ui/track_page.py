@@ -275,9 +275,11 @@ def _tempo_level_buttons(user: User, track: Track, tempo: float) -> None:
                 await _start(f"{name} analysis", lambda db: submit_analysis(
                     db, context.events(), user.id, track_id=track.id, tempo_range=tempo_range))
 
-            ui.button(label, on_click=guarded(reanalyse)).props(
-                "outline dense no-caps color=primary padding='0 10px'" + ("" if tempo_range else " disable")
-                + f' data-testid="{mark}"').tooltip(tip).mark(mark)
+            with ui.button(label, on_click=guarded(reanalyse)).props(
+                    "outline dense no-caps color=primary padding='0 10px'" + ("" if tempo_range else " disable")
+                    + f' data-testid="{mark}"').mark(mark):
+                # beside the buttons: above it would hide the tempo, below the note saying what the last run did
+                ui.tooltip(tip).props('anchor="center right" self="center left"')
 
 
 def _analysis_card(user: User, track: Track, result: dict[str, Any] | None) -> None:
