@@ -40,7 +40,7 @@ def test_analyze_and_separate_from_the_track_page(server: Server, user, tmp_path
 
         # Half time: analyse again counting the beat at half the tempo; the page shows it live, with a note.
         page.locator("[data-testid=tempo-half]").click()
-        page.get_by_text("Analysis queued").wait_for()
+        page.get_by_text("Half time analysis queued").wait_for()
         page.locator(".q-badge", has_text="completed").nth(2).wait_for(timeout=90_000)
         page.get_by_text("is counted at").wait_for()
         halved = page.locator("[data-testid=analysis-tempo]").inner_text()
