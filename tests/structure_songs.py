@@ -60,14 +60,16 @@ def _bar(out: np.ndarray, start: float, beat: float, beats_per_bar: int, letter:
 
 def bar_song(bpm: float, beats_per_bar: int = 4, form: str = "AAAA", bars_per_section: int = 8, *,
              pickup_beats: int = 0, intro_seconds: float = 0.0, tonic: int = 0, seed: int = 0,
-             sr: int = SR) -> BarSong:
-    """A song of ``form`` (one letter per section, ``bars_per_section`` bars each) at ``bpm``."""
+             final_hit: bool = False, sr: int = SR) -> BarSong:
+    """A song of ``form`` (one letter per section, ``bars_per_section`` bars each) at ``bpm``; with
+    ``final_hit``, a last tonic chord and kick on the downbeat after the last bar (a downbeat of the truth),
+    held for a bar."""
     rng = np.random.default_rng(seed)
     beat = 60.0 / bpm
     bar = beat * beats_per_bar
     first = intro_seconds + pickup_beats * beat
     bars = len(form) * bars_per_section
-    out = np.zeros(int((first + bars * bar + 1.0) * sr))
+    out = np.zeros(int((first + (bars + final_hit) * bar + 1.0) * sr))
     if pickup_beats:
         _bar(out, first - bar, beat, beats_per_bar, form[0], len(MATERIAL[form[0]][0]) - 1, tonic, rng, sr,
              skip_beats=beats_per_bar - pickup_beats)
@@ -79,6 +81,12 @@ def bar_song(bpm: float, beats_per_bar: int = 4, form: str = "AAAA", bars_per_se
             at = start + k * bar
             downbeats.append(at)
             _bar(out, at, beat, beats_per_bar, letter, k, tonic, rng, sr)
+    if final_hit:
+        at = first + bars * bar
+        downbeats.append(at)
+        for interval in _TRIADS["maj"]:
+            _place(out, harmonic_tone(midi_hz(60 + tonic % 12 + interval), bar, sr, decay=0.6), int(at * sr), 0.13)
+        _place(out, kick(sr), int(at * sr), 1.0)
     stereo = np.stack([out, out], axis=1)
     stereo *= 0.7 / np.max(np.abs(stereo))
     return BarSong(stereo.astype(np.float32), sr, float(bpm), beats_per_bar, downbeats, sections)

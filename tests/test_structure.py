@@ -86,3 +86,17 @@ def test_audio_without_onsets_has_no_tempo_beats_or_bars(tmp_path: Path, kind: s
     assert any("tempo" in note for note in result["notes"]), result["notes"]
     for value in (result["energy"], result["zero_crossing_rate"]):
         assert value is None or math.isfinite(value)
+
+
+@pytest.mark.parametrize(("bpm", "metre", "bars", "final_hit"), [
+    (120, 4, 7, False), (100, 4, 8, False), (90, 3, 6, False), (120, 4, 7, True), (96, 3, 6, True)])
+def test_every_downbeat_starts_a_bar_of_music(tmp_path: Path, bpm: float, metre: int, bars: int,
+                                              final_hit: bool) -> None:
+    """The tracker's grid runs on past the music; a downbeat there is no bar (a 7-bar loop read "8 bars"), while
+    a final chord on the one is one."""
+    path, song = write(tmp_path, "end", bpm=bpm, beats_per_bar=metre, form="A", bars_per_section=bars,
+                       tonic=2, seed=bars, final_hit=final_hit)
+    result = analyze(path, ["structure"])
+    assert result["beats_per_bar"] == metre
+    assert len(result["downbeats"]) == len(song.downbeats) == bars + final_hit, (result["downbeats"], song.downbeats)
+    assert f_measure(result["downbeats"], song.downbeats) == 1.0

@@ -37,6 +37,8 @@ ONSET_WINDOW = 2  # frames either side of a beat where its onset is looked for
 # Onset strength (tempo.MIN_ONSET's scale) where the music is taken to start; for a track whose strongest onset
 # is weaker (a legato melody alone), half of that strongest onset.
 MUSIC_ONSET = 0.1
+# Seconds a downbeat may lie after the last onset of the music (the 70 ms of the downbeat tolerance).
+LAST_DOWNBEAT_SLACK = 0.07
 MIN_SECTION_BARS = 4
 SECONDS_PER_SECTION = 8.0
 WINDOW_BARS = (4, 8)  # bars either side of a candidate boundary whose means are compared
@@ -245,7 +247,9 @@ def analyse_structure(beats: np.ndarray, onset: np.ndarray, low_onset: np.ndarra
         phase = int(np.argmin(np.abs(beats - anchor[1]))) % metre
     downbeats = beats[phase::metre]
     result.beats_per_bar = metre
-    result.downbeats = np.round(downbeats, 3).tolist()
+    # A downbeat after the last onset starts no bar: the tracker's grid runs on into the tail (a loop that ends
+    # on beat 4 got a "bar" at the file's end). One on the last onset (a final hit on the one) is a bar.
+    result.downbeats = np.round(downbeats[downbeats <= music_end + LAST_DOWNBEAT_SLACK], 3).tolist()
     if len(downbeats) < 2:
         return result
 
