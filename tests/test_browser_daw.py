@@ -235,3 +235,33 @@ def test_one_edit_is_picked_by_its_label_and_deleted(server: Server, editor_trac
         left = wait_for(lambda: [op["id"] for op in stem_entry(remix_state(user, track["id"]), stems["bass"]["id"])
                                  ["operations"]] == ["g1"], what="the trim removed")
         assert left
+
+
+def test_an_analysis_made_elsewhere_reaches_the_open_editor(server: Server, editor_track: dict[str, Any]) -> None:
+    """Half time asked for over the API (or on the track page) while the editor is open: its tempo, beats and bars
+    follow in place, and the edit made before stays, undoable."""
+    user, track = editor_track["user"], editor_track["track"]
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        log_in(page, server.url, user.email, PASSWORD)
+        page.goto(f"{server.url}/daw/{track['id']}")
+        page.locator("#daw-root[data-waveforms=drawn]").wait_for(timeout=20_000)
+        before = page.evaluate("(() => { const e = window.dawEditor; return {tempo: e.analysis.tempo,"
+                               " beats: e.beats.length, bars: e.downbeats.length}; })()")
+        assert abs(before["tempo"] - 124) < 3, before
+        drums = editor_track["stems"]["drums"]["id"]
+        muted = stem_entry(remix_state(user, track["id"]), drums)["muted"]
+        page.get_by_test_id("mute-drums").click()
+        wait_for(lambda: stem_entry(remix_state(user, track["id"]), drums)["muted"] is not muted, what="the mute saved")
+        ana = user.api.post("/api/analysis/analyze", json={"track_id": track["id"], "features": ["tempo", "structure"],
+                                                           "tempo_range": {"min": 40, "max": 80}}).json()["data"]
+        assert wait_job(user.api, f"/api/analysis/job/{ana['job_id']}", timeout=120)["status"] == "completed"
+        page.get_by_test_id("daw-tempo").filter(has_text="62.").wait_for(timeout=15_000)
+        after = page.evaluate("(() => { const e = window.dawEditor;"
+                              " return {beats: e.beats.length, bars: e.downbeats.length, undo: e.canUndo}; })()")
+        assert abs(after["beats"] - before["beats"] / 2) <= 1, (before, after)
+        assert abs(after["bars"] - before["bars"] / 2) <= 1, (before, after)
+        assert after["undo"]
+        page.get_by_text("New analysis: 62.").wait_for()
+        page.screenshot(path=str(ARTIFACTS / "daw-new-analysis.png"))
+    assert stem_entry(remix_state(user, track["id"]), drums)["muted"] is not muted

@@ -4,7 +4,9 @@ The page is a thin shell: it checks who is looking, gathers what the editor need
 track, its newest stems with their length and sample rate, the saved remix, the analysis' bars and
 sections, the CSRF token) and mounts the editor's JS module (ui/daw/static/editor.js). Audio and waveforms
 travel over the plain HTTP routes (PCM windows, peaks, export), never over NiceGUI's socket; every change
-goes to the saved remix (``/api/daw/{track_id}``), so a reload or a second tab shows the same remix.
+goes to the saved remix (``/api/daw/{track_id}``), so a reload or a second tab shows the same remix. When an
+analysis of the track finishes anywhere (the track page's ÷2 / ×2, the library, the API), the page hands its
+beats, bars and sections to the open editor (``setAnalysis``), which redraws its grid in place.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from core.audio_io import probe
 from core.daw import remix
 from core.daw.mixdown import stem_audio
 from core.errors import NotFound, StemForgeError
+from core.events import Event
 from core.stem_export import stem_path
 from data.db import session_scope
 from data.files import UnsafePath
 from data.models import Stem, Track, User
 from ui import context
+from ui.live import follow_user_events
 from ui.palette import DEFAULT_STEM_COLOR, STEM_COLORS
 from ui.session import csrf_token, owned_track
 from ui.theme import frame, track_not_found
@@ -65,6 +69,20 @@ def _original_facts(track: Track) -> dict[str, Any] | None:
             "channels": info.channels}
 
 
+EDITOR_ANALYSIS = ("tempo", "key", "beats", "downbeats", "beats_per_bar", "sections")
+
+
+async def editor_analysis(user: User, track_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the editor shows of the newest analysis of the track's own audio (``EDITOR_ANALYSIS``: tempo in
+    BPM, key, beats and downbeats in seconds, beats per bar, sections), or None when it has none."""
+    async with session_scope() as db:
+        try:
+            analysis = record.to_result(await analysis_results.latest(db, user.id, track_id=track_id))
+        except NotFound:
+            return None
+    return {key: analysis.get(key) for key in EDITOR_ANALYSIS}
+
+
 async def editor_config(user: User, track: Track, request: Request) -> dict[str, Any] | None:
     """Everything the editor starts from, or None when the track has no stems yet."""
     async with session_scope() as db:
@@ -72,10 +90,7 @@ async def editor_config(user: User, track: Track, request: Request) -> dict[str,
         if not rows:
             return None
         state = await remix.read_remix(db, user.id, track.id)
-        try:
-            analysis = record.to_result(await analysis_results.latest(db, user.id, track_id=track.id))
-        except NotFound:
-            analysis = None
+    analysis = await editor_analysis(user, track.id)
     stem_facts = await asyncio.to_thread(_stem_facts, rows)
     original = await asyncio.to_thread(_original_facts, track)
     by_id = {s["id"]: s for s in stem_facts}
@@ -92,8 +107,7 @@ async def editor_config(user: User, track: Track, request: Request) -> dict[str,
         "remix": {"manifest": state.manifest, "version": state.version, "canUndo": state.can_undo,
                   "canRedo": state.can_redo,
                   "history": [{"seq": h.seq, "label": h.label, "undone": h.undone} for h in state.history]},
-        "analysis": None if analysis is None else {
-            key: analysis.get(key) for key in ("tempo", "key", "beats", "downbeats", "beats_per_bar", "sections")},
+        "analysis": analysis,
         "csrf": csrf_token(request),
     }
 
@@ -133,4 +147,17 @@ async def daw_page(request: Request, track_id: str):
             'import { mountEditor } from "/daw-static/editor.js";'
             f"window.stemforgeEditor = mountEditor('daw-root', {json.dumps(config)});"
             "</script>")
+
+    async def on_event(event: Event) -> None:
+        """An analysis of this track finished (here, on the track page or over the API): the editor takes its
+        beats, bars and sections in place, edits and undo history kept."""
+        payload = event.payload
+        if (event.event != "job:completed" or payload.get("job_type") != "analysis"
+                or payload.get("track_id") != str(track.id)):
+            return
+        analysis = await editor_analysis(user, track.id)
+        if analysis is not None:
+            ui.run_javascript(f"window.dawEditor?.setAnalysis({json.dumps(analysis)})")
+
+    follow_user_events(user.id, on_event)
     return None

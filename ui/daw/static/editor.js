@@ -145,16 +145,9 @@ class Editor {
     bar.append(el("div", { class: "grp" }, this.exportSel, this.exportBtn, btn("?", "Keyboard shortcuts (?)",
       () => this.help.classList.toggle("open"))));
     this.timeLabel = el("span", { class: "daw-time", text: "1.1.00  0:00.000" });
-    const info = el("div", { class: "daw-info" });
-    const a = this.analysis;
-    if (a && a.tempo) info.append(el("span", {}, el("b", { text: a.tempo.toFixed(1) }), " BPM"));
-    if (a && a.key) info.append(el("span", {}, el("b", { text: a.key }), ` (${CAMELOT[a.key] || "?"})`));
-    if (a && a.beats_per_bar) info.append(el("span", { text: `${a.beats_per_bar}/4` }));
-    if (!a || !a.downbeats || !a.downbeats.length) {
-      info.append(btn("Analyse bars", "Find tempo, key, bars and sections", () => this.analyse()));
-    }
-    info.append(this.timeLabel);
-    bar.append(info);
+    this.info = el("div", { class: "daw-info" });
+    this.fillInfo();
+    bar.append(this.info);
     this.root.append(bar);
 
     this.timeline = el("div", { class: "daw-timeline" });
@@ -1068,6 +1061,34 @@ class Editor {
 
   // --- analysis and export --------------------------------------------------------------------------------
 
+  fillInfo() {
+    const a = this.analysis;
+    this.info.replaceChildren();
+    if (a && a.tempo) this.info.append(el("span", { "data-testid": "daw-tempo" }, el("b", { text: a.tempo.toFixed(1) }), " BPM"));
+    if (a && a.key) this.info.append(el("span", {}, el("b", { text: a.key }), ` (${CAMELOT[a.key] || "?"})`));
+    if (a && a.beats_per_bar) this.info.append(el("span", { text: `${a.beats_per_bar}/4` }));
+    if (!a || !a.downbeats || !a.downbeats.length) {
+      this.info.append(el("button", { class: "daw-btn", title: "Find tempo, key, bars and sections", text: "Analyse bars",
+        onclick: () => this.analyse() }));
+    }
+    this.info.append(this.timeLabel);
+  }
+
+  /** Take a new analysis in place ({tempo, key, beats, downbeats, beats_per_bar, sections}; times in seconds):
+   * the grid, the bars, the sections and the snap follow; the remix and its history stay as they are. */
+  setAnalysis(analysis) {
+    if (!analysis || JSON.stringify(analysis) === JSON.stringify(this.analysis)) return;
+    this.analysis = analysis;
+    this.beats = analysis.beats || [];
+    this.downbeats = analysis.downbeats || [];
+    this.sections = analysis.sections || [];
+    if (this.arrange && !this.downbeats.length) { this.arrange = false; this.refreshButtons(); }
+    this.fillInfo();
+    this.draw();
+    this.status(analysis.tempo ? `New analysis: ${analysis.tempo.toFixed(1)} BPM, ${this.downbeats.length} bars`
+      : "New analysis: no beat found");
+  }
+
   status(text) {
     this.statusText.textContent = text;
     clearTimeout(this.statusTimer);
@@ -1079,11 +1100,16 @@ class Editor {
       body: JSON.stringify({ track_id: this.trackId, features: ["all"] }) });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) { this.status(body.error || "Could not start the analysis"); return; }
-    this.status("Analysing… the editor reloads when the bars are known");
+    this.status("Analysing… the bars appear when they are known");
     const job = body.data.job_id;
     const wait = async () => {
       const s = await fetch(`/api/analysis/job/${job}`, { credentials: "same-origin" }).then((x) => x.json());
-      if (s.data.status === "completed") { window.location.reload(); return; }
+      if (s.data.status === "completed") {
+        const r = s.data.result || {};
+        this.setAnalysis(Object.fromEntries(["tempo", "key", "beats", "downbeats", "beats_per_bar", "sections"]
+          .map((k) => [k, r[k] ?? null])));
+        return;
+      }
       if (s.data.status === "failed") { this.status(`Analysis failed: ${s.data.error}`); return; }
       this.status(`Analysing… ${s.data.progress} %`);
       setTimeout(wait, 1000);
