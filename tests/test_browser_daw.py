@@ -264,4 +264,11 @@ def test_an_analysis_made_elsewhere_reaches_the_open_editor(server: Server, edit
         assert after["undo"]
         page.get_by_text("New analysis: 62.").wait_for()
         page.screenshot(path=str(ARTIFACTS / "daw-new-analysis.png"))
+        # An analysis of the key alone has no grid: the editor keeps the one it shows.
+        ana = user.api.post("/api/analysis/analyze", json={"track_id": track["id"], "features": ["key"]}).json()["data"]
+        assert wait_job(user.api, f"/api/analysis/job/{ana['job_id']}", timeout=120)["status"] == "completed"
+        time.sleep(2.0)
+        kept = page.evaluate("(() => { const e = window.dawEditor; return {bars: e.downbeats.length,"
+                             " label: e.rulerLabel.textContent}; })()")
+        assert kept == {"bars": after["bars"], "label": "Bars"}, kept
     assert stem_entry(remix_state(user, track["id"]), drums)["muted"] is not muted

@@ -149,11 +149,13 @@ async def daw_page(request: Request, track_id: str):
             "</script>")
 
     async def on_event(event: Event) -> None:
-        """An analysis of this track finished (here, on the track page or over the API): the editor takes its
-        beats, bars and sections in place, edits and undo history kept."""
+        """An analysis of this track with a beat grid finished (here, on the track page or over the API): the
+        editor takes its beats, bars and sections in place, edits and undo history kept. One asked for other
+        features only (the key, say) leaves the grid alone."""
         payload = event.payload
         if (event.event != "job:completed" or payload.get("job_type") != "analysis"
-                or payload.get("track_id") != str(track.id)):
+                or payload.get("track_id") != str(track.id)
+                or not {"beats", "downbeats"} & set(payload.get("result") or {})):
             return
         analysis = await editor_analysis(user, track.id)
         if analysis is not None:

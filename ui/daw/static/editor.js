@@ -151,7 +151,8 @@ class Editor {
     this.root.append(bar);
 
     this.timeline = el("div", { class: "daw-timeline" });
-    this.ruler = this.row("ruler", el("div", { text: this.downbeats.length ? "Bars" : "Time", style: "color:#9ca3af" }));
+    this.rulerLabel = el("div", { text: this.downbeats.length ? "Bars" : "Time", style: "color:#9ca3af" });
+    this.ruler = this.row("ruler", this.rulerLabel);
     this.sectionRow = this.row("sections", el("div", { text: "Sections", style: "color:#9ca3af" }));
     this.lanes = this.stems.map((stem, index) => this.laneRow(stem, index));
     const masterHead = el("div");
@@ -1084,6 +1085,7 @@ class Editor {
     this.sections = analysis.sections || [];
     if (this.arrange && !this.downbeats.length) { this.arrange = false; this.refreshButtons(); }
     this.fillInfo();
+    this.rulerLabel.textContent = this.downbeats.length ? "Bars" : "Time";
     this.draw();
     this.status(analysis.tempo ? `New analysis: ${analysis.tempo.toFixed(1)} BPM, ${this.downbeats.length} bars`
       : "New analysis: no beat found");
