@@ -1076,7 +1076,7 @@ class Editor {
   }
 
   /** Take a new analysis in place ({tempo, key, beats, downbeats, beats_per_bar, sections}; times in seconds):
-   * the grid, the bars, the sections and the snap follow; the remix and its history stay as they are. */
+   * the beat grid, the bars and the sections follow; the snap setting, the remix and its history stay as they are. */
   setAnalysis(analysis) {
     if (!analysis || JSON.stringify(analysis) === JSON.stringify(this.analysis)) return;
     this.analysis = analysis;
