@@ -19,6 +19,11 @@
    reference, librosa's stock methods on the same tracks: ``librosa.feature.tempo`` and
    Krumhansl-Kessler profiles on the mean ``chroma_cqt``.
 
+3. Real music (bench/realmusic.py): key exact and tempo within 4 % on rendered scores, beside librosa's stock
+   methods, and the bars: the downbeat F-measure (70 ms) against the scores' own bar lines, beside counting
+   every n-th tracked beat (no target: the issue's downbeat target is on the generated songs; this says what
+   drumless real music gets).
+
 The last line is one JSON object with every figure and its target.
 """
 
@@ -159,12 +164,25 @@ def real_music(which: str, manifest: dict[str, Any]) -> dict[str, Any]:
     from core.analysis.decode import load_mono
 
     pieces = [p for p in manifest["pieces"] if p["set"] == which]
+    from tests.structure_songs import f_measure
+
     counts = dict.fromkeys(("key", "tempo", "tempo_strict", "stock_key", "stock_tempo", "stock_tempo_strict",
                             "tempo_octave", "whole", "key_whole", "confident", "key_confident"), 0)
     misses = []
+    downbeat_f: list[float] = []
+    downbeat_f_every_nth: list[float] = []
+    metre_right = 0
     for p in pieces:
         path = realmusic.CACHE / p["file"]
-        result = analyze(path, ["tempo"])
+        result = analyze(path, ["tempo", "structure"])
+        # Bars against the score's own bar lines (F-measure, 70 ms), beside counting every n-th tracked beat from
+        # the first (n: the metre found). Pieces of fewer than two bars say nothing about bars.
+        if len(p["downbeats"]) >= 2:
+            metre = result.get("beats_per_bar") or 4
+            downbeat_f.append(f_measure(result.get("downbeats") or [], p["downbeats"]))
+            downbeat_f_every_nth.append(f_measure(result["beats"][::metre], p["downbeats"]))
+            numerator = int(p["time_signature"].split("/")[0])
+            metre_right += numerator in (3, 4) and result.get("beats_per_bar") == numerator
         sig = service._Signal(load_mono(path, SR, service.MAX_SECONDS))
         key = key_mod.estimate_key_from_cqt(sig.cqt, service.CQT_BINS_PER_OCTAVE, service.CQT_FMIN, service.FPS)
         stock_bpm, stock_key = stock_librosa(path)
@@ -195,7 +213,13 @@ def real_music(which: str, manifest: dict[str, Any]) -> dict[str, Any]:
                           f"got {key.key} ({key.confidence:.2f}) at {result['tempo']} BPM")
     n = max(len(pieces), 1)
     shares = {k: v / n for k, v in counts.items() if k not in ("whole", "key_whole", "confident", "key_confident")}
-    return {"pieces": len(pieces), **shares, "whole_pieces": counts["whole"],
+    bars = {"downbeat_f": round(float(np.mean(downbeat_f)), 4) if downbeat_f else None,
+            "downbeat_f_every_nth_beat": round(float(np.mean(downbeat_f_every_nth)), 4) if downbeat_f else None,
+            "downbeat_f_at_least_0_9": sum(f >= 0.9 for f in downbeat_f), "bar_pieces": len(downbeat_f),
+            "metre_right_in_3_and_4": metre_right,
+            "pieces_in_3_and_4": sum(p["time_signature"].split("/")[0] in ("3", "4") and len(p["downbeats"]) >= 2
+                                     for p in pieces)}
+    return {"pieces": len(pieces), **shares, **bars, "whole_pieces": counts["whole"],
             "key_whole": counts["key_whole"] / max(counts["whole"], 1), "confident_keys": counts["confident"],
             "key_when_confident": counts["key_confident"] / max(counts["confident"], 1), "misses": misses}
 
@@ -213,6 +237,11 @@ def print_real_music(name: str, figures: dict[str, Any]) -> None:
     print(f"    key exact on whole pieces    {figures['key_whole']:6.1%} of {figures['whole_pieces']}; "
           f"where key_confidence >= {CONFIDENT_KEY}: {figures['key_when_confident']:6.1%} of "
           f"{figures['confident_keys']}")
+    if figures["downbeat_f"] is not None:
+        print(f"    downbeat F (70 ms) against the score's bar lines   {figures['downbeat_f']:.3f}   (no target; "
+              f"every n-th tracked beat: {figures['downbeat_f_every_nth_beat']:.3f}; F >= 0.9 in "
+              f"{figures['downbeat_f_at_least_0_9']} of {figures['bar_pieces']} pieces; metre right in "
+              f"{figures['metre_right_in_3_and_4']} of {figures['pieces_in_3_and_4']} pieces in 3 or 4)")
     for miss in figures["misses"]:
         print(f"      miss: {miss}")
 

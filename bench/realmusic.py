@@ -34,6 +34,9 @@ The truth comes from the score, never from a key-finding program:
   and 12/8), bench/analysis.py also accepts that beat's rate and reports the strict quarter-note figure
   beside it.
 
+* bars (version 4): the start of every bar in seconds, from the score's own bar lines (a pickup, a first bar
+  shorter than the time signature's bar, is not one), for the downbeat figure on real music.
+
 Every part gets its own channel and a General MIDI program from an ensemble drawn per piece (piano,
 string quartet, organ, nylon guitar, woodwind quartet, brass, choir), so the set is not one timbre;
 velocities come from the score (80 when it has none) with a small seeded jitter. The renderings are
@@ -67,7 +70,7 @@ MAX_SECONDS = 60.0
 MAX_WHOLE_SECONDS = 600.0  # 10 minutes: every movement of the corpus but a few
 MIN_BPM, MAX_BPM = 60.0, 160.0
 TICKS = 480  # MIDI ticks per quarter note
-VERSION = 3  # bump when the selection, the truth rule or the rendering changes
+VERSION = 4  # bump when the selection, the truth rule or the rendering changes (4: bar starts)
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 # The development set's art music: every tonal-era score of the corpus outside Bach (``.krn`` duplicates
@@ -106,6 +109,7 @@ class Piece:
     ensemble: str
     seconds: float  # length of the rendered excerpt (before the release tail)
     whole: bool  # the whole piece, or an excerpt cut at a cadence home
+    downbeats: list[float]  # seconds: the start of every bar of the rendered excerpt (bar_starts)
 
 
 # --- reading a score --------------------------------------------------------------------------------
@@ -150,6 +154,26 @@ def _mode_of(sonority: list[int], tonic: int, signature_major: int, strict: bool
     if tonic == (signature_major + 9) % 12:
         return None if strict and (tonic + 4) % 12 in classes else "minor"
     return None
+
+
+def bar_starts(measures: list[tuple[float, float, float]], bpm: float, end: float) -> list[float]:
+    """Seconds at which the bars start, from ``(offset, length, full length)`` of each measure in quarter notes
+    (the full length is the time signature's bar), at ``bpm`` quarter notes a minute, for the bars that start
+    before ``end`` (quarter notes). A first measure shorter than its time signature's bar is a pickup (an
+    anacrusis): the music starts there, but the first downbeat is the next bar line."""
+    starts = []
+    for index, (offset, length, full) in enumerate(measures):
+        if index == 0 and length < full - 1e-6:
+            continue
+        if offset < end - 1e-6:
+            starts.append(round(offset * 60.0 / bpm, 4))
+    return starts
+
+
+def _measures(score: Any) -> list[tuple[float, float, float]]:
+    """(offset, length, time signature's bar length) in quarter notes of every measure of the top part."""
+    return [(float(m.offset), float(m.duration.quarterLength), float(m.barDuration.quarterLength))
+            for m in score.parts[0].getElementsByClass("Measure")]
 
 
 def _ends_elsewhere(score: Any) -> bool:
@@ -201,6 +225,7 @@ def truth(score: Any, bpm: float) -> tuple[dict[str, Any] | None, str]:
         if cut is None:
             return None, f"no cadence home (tonic in the bass) at a bar end within {MIN_SECONDS:g}-{MAX_SECONDS:g} s"
     return {"key": f"{PITCH_CLASSES[tonic]} {mode}", "end": cut, "whole": cut == end, "notes": notes,
+            "downbeats": bar_starts(_measures(score), bpm, cut),
             "time_signature": ts, "compound": ts in ("6/8", "9/8", "12/8", "6/4")}, ""
 
 
@@ -326,7 +351,7 @@ def _make(job: tuple[int, str, str]) -> dict[str, Any]:
     write_midi(midi, found["notes"], found["end"], bpm, programs, rng)
     render(midi, CACHE / f"{ident}.wav", seconds)
     piece = Piece(ident, which, source, f"{ident}.wav", found["key"], bpm, found["time_signature"],
-                  found["compound"], ensemble, round(seconds, 2), found["whole"])
+                  found["compound"], ensemble, round(seconds, 2), found["whole"], found["downbeats"])
     return {"piece": asdict(piece)}
 
 

@@ -99,3 +99,18 @@ def test_midi_file_holds_the_tempo_programs_and_notes(tmp_path: Path) -> None:
     assert all(30 <= e[2] <= 120 for _, e in events if e[0] & 0xF0 == 0x90)
     ticks = [t for t, _ in events]
     assert ticks == sorted(ticks)
+
+
+def test_bar_starts_from_the_score_bar_lines() -> None:
+    """Bars start at the measures' offsets (quarter notes at the MIDI tempo); a short first measure is a pickup,
+    not a bar; bars from the cut on are not in the excerpt."""
+    four_four = [(0.0, 4.0, 4.0), (4.0, 4.0, 4.0), (8.0, 4.0, 4.0), (12.0, 4.0, 4.0)]
+    assert realmusic.bar_starts(four_four, 120.0, 16.0) == [0.0, 2.0, 4.0, 6.0]
+    assert realmusic.bar_starts(four_four, 120.0, 8.0) == [0.0, 2.0]  # cut at the end of bar 2
+    pickup = [(0.0, 1.0, 4.0), (1.0, 4.0, 4.0), (5.0, 4.0, 4.0), (9.0, 3.0, 4.0)]  # a 1-beat anacrusis
+    assert realmusic.bar_starts(pickup, 60.0, 12.0) == [1.0, 5.0, 9.0]
+    three_eight = [(0.0, 1.5, 1.5), (1.5, 1.5, 1.5), (3.0, 1.5, 1.5)]
+    assert realmusic.bar_starts(three_eight, 90.0, 4.5) == [0.0, 1.0, 2.0]
+    # a shortened bar inside the piece (a chorale's phrase end) is still a bar
+    chorale = [(0.0, 4.0, 4.0), (4.0, 3.0, 4.0), (7.0, 4.0, 4.0)]
+    assert realmusic.bar_starts(chorale, 60.0, 11.0) == [0.0, 4.0, 7.0]
