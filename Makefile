@@ -42,10 +42,14 @@ browser:
 js-deps:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 
+# Test processes side by side (pytest-xdist): most of a test's time is spent waiting on a server, a worker or
+# Chromium, so three share two cores well. TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 3
+
 test: install-test services browser js-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
-	STEMFORGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -m postgres
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
+	STEMFORGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -n $(TEST_WORKERS) -m postgres
 
 lint: install-test
 	$(BIN)/ruff check .
