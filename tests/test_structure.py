@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from core.analysis import analyze
+from tests import synth
 from tests.structure_songs import bar_song, f_measure
 
 TOLERANCE = 0.07  # seconds
@@ -100,3 +101,25 @@ def test_every_downbeat_starts_a_bar_of_music(tmp_path: Path, bpm: float, metre:
     assert result["beats_per_bar"] == metre
     assert len(result["downbeats"]) == len(song.downbeats) == bars + final_hit, (result["downbeats"], song.downbeats)
     assert f_measure(result["downbeats"], song.downbeats) == 1.0
+
+
+@pytest.mark.parametrize(("bpm", "style", "chord"), [
+    (120, "four", False), (124, "four", True), (128, "four", False), (140, "four", True), (126, "rock", False)])
+def test_a_backbeat_is_never_the_downbeat(tmp_path: Path, bpm: float, style: str, chord: bool) -> None:
+    """A drum loop whose snare or clap is on 2 and 4 (a house loop: a kick on every beat; a rock beat: kick on
+    1 and 3), alone or over one held chord. Nothing in a one-bar loop tells beat 1 from beat 3, but the clap is
+    heard: a downbeat on it puts every bar a beat off (this was every such house loop before the backbeat cue)."""
+    seconds = 20.0
+    audio = synth.drums(bpm, seconds, style, seed=bpm)
+    if chord:
+        bar = int(round(4 * 60.0 / bpm * synth.SR))
+        one_bar = synth.harmony(2, "minor", bpm, 4 * 60.0 / bpm)[:bar]
+        audio = audio + np.tile(one_bar, len(audio) // bar + 1)[: len(audio)]
+    path = tmp_path / "loop.wav"
+    sf.write(path, synth.mono(audio), synth.SR, subtype="PCM_16")
+    result = analyze(path, ["structure"])
+    beat = 60.0 / bpm
+    assert result["beats_per_bar"] == 4
+    positions = {round(t / beat) % 4 for t in result["downbeats"]}
+    assert positions in ({0}, {2}), (positions, result["downbeats"][:4])
+    assert all(abs(t / beat - round(t / beat)) * beat <= TOLERANCE for t in result["downbeats"])

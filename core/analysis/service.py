@@ -39,6 +39,7 @@ FPS = SAMPLE_RATE / HOP_LENGTH
 N_MELS = 128
 N_MFCC = 13
 LOW_MEL_BANDS = 10  # of N_MELS up to 11025 Hz: up to ~200 Hz
+SNARE_MEL_BANDS = slice(40, 96)  # ~1-5 kHz: a snare's or clap's noise, above the kick and under most hats
 # Constant-Q for chroma and key: C1 (32.7 Hz) upwards, 7 octaves, 3 bins per semitone.
 CQT_FMIN = pitch.note_to_hz("C1")
 CQT_BINS_PER_OCTAVE = 36
@@ -138,6 +139,11 @@ class _Signal:
     def low_onset_env(self) -> np.ndarray:
         """Onset strength of the mel bands under ~200 Hz (kick and bass): what marks a downbeat."""
         return tempo_mod.onset_envelope(self.mel_power[:LOW_MEL_BANDS], SAMPLE_RATE, HOP_LENGTH)
+
+    @cached_property
+    def snare_onset_env(self) -> np.ndarray:
+        """Onset strength of the mel bands from ~1 to ~5 kHz: a snare's or a clap's crack (the backbeat)."""
+        return tempo_mod.onset_envelope(self.mel_power[SNARE_MEL_BANDS], SAMPLE_RATE, HOP_LENGTH)
 
     @cached_property
     def chroma(self) -> np.ndarray:
@@ -305,7 +311,8 @@ class _Run:
         bpm = tempo_mod.fold_into(found, low, high)
         if bpm == found:
             return beats
-        self.anchor = structure_mod.bar_grid(beats, self.sig.onset_env, self.sig.low_onset_env, self.sig.chroma, FPS)
+        self.anchor = structure_mod.bar_grid(beats, self.sig.onset_env, self.sig.low_onset_env, self.sig.chroma, FPS,
+                                             self.sig.snare_onset_env)
         counted = round(bpm, 2)
         level = {2: "half time", 4: "quarter time", 0.5: "double time", 0.25: "four times the tempo"}.get(
             round(found / bpm, 2), "another level")
@@ -342,7 +349,8 @@ class _Run:
             self._note(self.beat_note)
             return
         found = structure_mod.analyse_structure(beats, self.sig.onset_env, self.sig.low_onset_env, self.sig.chroma,
-                                                self.sig.mfcc, self.sig.rms, FPS, self.duration, self.anchor)
+                                                self.sig.mfcc, self.sig.rms, FPS, self.duration, self.anchor,
+                                                self.sig.snare_onset_env)
         self.result.update(downbeats=found.downbeats, beats_per_bar=found.beats_per_bar, sections=found.sections,
                            loops=found.loops)
         for note in found.notes:
