@@ -331,6 +331,11 @@ def main() -> None:
               f"{structure['downbeat_f_every_nth_beat']:.3f})")
         print(f"  metre right {structure['metre_right']:.1%}; section boundaries within one beat "
               f"{structure['section_boundaries_within_a_beat']:.1%} ({structure['structure_songs']} songs)")
+        loops = structure_figures.drum_loop_figures()
+        print(f"  drum loops (snare or clap on 2 and 4) read a beat off: {loops['loops_a_beat_off']} of "
+              f"{loops['drum_loops']}   (no target; every 4th tracked beat: "
+              f"{loops['loops_a_beat_off_every_4th_beat']}); half a bar off (beat 1 and 3 alike): "
+              f"{loops['loops_half_a_bar_off']}; downbeat F {loops['drum_loop_downbeat_f']:.3f}")
         memory = structure_figures.analyze_peak_mb(long_path)
         print(f"\nPeak memory (VmHWM) of `python main.py analyze` on the 3-minute track: {memory['analyze_peak_mb']} MB"
               f"   target < {TARGET_PEAK_MB:.0f}   {'OK' if memory['analyze_peak_mb'] < TARGET_PEAK_MB else 'MISSED'}"
@@ -370,6 +375,7 @@ def main() -> None:
         **structure,
         "downbeat_f_target_min": TARGET_DOWNBEAT_F,
         "downbeat_f_ok": structure["downbeat_f"] >= TARGET_DOWNBEAT_F,
+        **loops,
         **memory,
         "analyze_peak_mb_target_max": TARGET_PEAK_MB,
         "analyze_peak_mb_ok": memory["analyze_peak_mb"] < TARGET_PEAK_MB,

@@ -5,6 +5,8 @@
   beats, some with 6 s of silence first, forms of 2-5 sections of 8 bars. Beside it the grid an editor would
   draw without downbeat analysis: every ``beats_per_bar``-th tracked beat from the first one (the metre given
   for free). Also: how often the metre is right, and the section boundaries found within one beat.
+* ``drum_loop_figures``: drum loops with a snare or clap on 2 and 4 (a house loop, a rock beat, sixteenths),
+  alone and under chords: how many are read a beat off (the bar starting on the backbeat).
 * ``analyze_peak_mb``: the peak resident memory (VmHWM) of ``python main.py analyze FILE`` in a fresh
   process, and of the same process analysing 5 s of audio (the floor: the libraries' code and data).
 """
@@ -66,6 +68,51 @@ def downbeat_figures(count: int = 24) -> dict[str, Any]:
         "section_boundaries_within_a_beat": round(boundaries_hit / max(1, boundaries), 4),
         "structure_songs": len(ours),
     }
+
+
+DRUM_STYLES = ("four", "rock", "sixteenths")  # tests/synth.py's patterns; all with a snare or clap on 2 and 4
+DRUM_TEMPOS = (96, 120, 124, 128, 140)
+
+
+def drum_loop_figures(seconds: float = 24.0) -> dict[str, Any]:
+    """Bars on drum loops: each of ``DRUM_STYLES`` at ``DRUM_TEMPOS``, alone, over one held chord, and over a
+    chord a bar. ``loops_a_beat_off``: loops whose downbeats land on beat 2 or 4 (the backbeat), beside the
+    same for every 4th tracked beat from the first; ``loops_half_a_bar_off``: on beat 3 (a one-bar loop whose
+    beats 1 and 3 sound alike can't tell them apart); ``drum_loop_downbeat_f``: the mean F-measure."""
+    import numpy as np
+
+    from core.analysis import analyze
+    from tests import synth
+    from tests.structure_songs import f_measure
+
+    beat_off = naive_beat_off = half_bar = loops = 0
+    fs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for style in DRUM_STYLES:
+            for harmony in ("drums alone", "one chord", "a chord a bar"):
+                for bpm in DRUM_TEMPOS:
+                    audio = synth.drums(bpm, seconds, style, seed=bpm % 5)
+                    bar = int(round(4 * 60.0 / bpm * synth.SR))
+                    if harmony == "a chord a bar":
+                        audio = audio + synth.harmony(9, "minor", bpm, seconds, progression=bpm % 3)
+                    elif harmony == "one chord":
+                        held = synth.harmony(9, "minor", bpm, 4 * 60.0 / bpm)[:bar]
+                        audio = audio + np.tile(held, len(audio) // bar + 1)[: len(audio)]
+                    path = Path(tmp) / "loop.wav"
+                    sf.write(path, synth.mono(audio), synth.SR, subtype="PCM_16")
+                    result = analyze(path, ["tempo", "structure"])
+                    beat = 60.0 / bpm
+                    truth = [k * 4 * beat for k in range(int(seconds / (4 * beat)) + 1) if k * 4 * beat < seconds - 0.5]
+                    found = result["downbeats"]
+                    fs.append(f_measure(found, truth))
+                    loops += 1
+                    position = round(found[len(found) // 2] / beat) % 4 if found else 0
+                    beat_off += position in (1, 3)
+                    half_bar += position == 2
+                    naive = result["beats"][::4]
+                    naive_beat_off += bool(naive) and round(naive[len(naive) // 2] / beat) % 4 in (1, 3)
+    return {"drum_loops": loops, "loops_a_beat_off": beat_off, "loops_a_beat_off_every_4th_beat": naive_beat_off,
+            "loops_half_a_bar_off": half_bar, "drum_loop_downbeat_f": round(float(np.mean(fs)), 4)}
 
 
 _PEAK = ("import atexit, sys\n"
