@@ -276,7 +276,7 @@ def test_long_rate_limit_is_reported_not_waited_out(server: Server, spotify_fake
     spotify_fake.inject(f"/v1/tracks/{track}", 429, retry_after=120)
     started = time.monotonic()
     r = fetch(user.api, f"spotify:track:{track}")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # answered at once, not after the 120 s
     assert error_of(r) == (503, "spotify_error")
     assert r.json()["details"] == {"retry_after": 120} and "120 s" in r.json()["error"]
 

@@ -357,7 +357,9 @@ def test_five_thousand_tracks_sort_and_filter_fast(server: Server, make_user) ->
             elapsed.append(time.perf_counter() - started)
             assert body["meta"]["total_count"] > 0, params
         timings[str(params)] = min(elapsed)
-        assert min(elapsed) < 0.3, (params, elapsed)
+        # Not a speed figure (bench/pages.py measures the page over 5,000 tracks): only a gross stall fails here.
+        # Alone a query takes 0.02-0.1 s; with three test processes on two cores up to 1.4 s was seen.
+        assert min(elapsed) < 5.0, (params, elapsed)
     print("\nGET /api/tracks over 5,000 tracks (s):", {k: round(v, 4) for k, v in timings.items()})
 
     assert listing(user)["meta"]["total_count"] == 5000
