@@ -1,7 +1,7 @@
 """Bars, downbeats, song sections and loop suggestions, from features the analysis computes anyway.
 
 Bars. The beats are there (tempo.py); a bar is ``beats_per_bar`` of them, and the question is which beat is
-the first. Three cues mark a downbeat, each measured per beat and standardised over the track: the chord
+the first. Four cues mark a downbeat, each measured per beat and standardised over the track: the chord
 changes (cosine distance between the chroma of a beat and of the one before: harmony moves at bar lines),
 a low-frequency onset (kick and bass note land on the one), the overall onset strength (accents), and the
 backbeat: a beat whose 1-5 kHz onset (a snare's or clap's crack) stands out over its low onset is a 2 or a
