@@ -92,12 +92,10 @@ def drum_loop_figures(seconds: float = 24.0) -> dict[str, Any]:
             for harmony in ("drums alone", "one chord", "a chord a bar"):
                 for bpm in DRUM_TEMPOS:
                     audio = synth.drums(bpm, seconds, style, seed=bpm % 5)
-                    bar = int(round(4 * 60.0 / bpm * synth.SR))
                     if harmony == "a chord a bar":
                         audio = audio + synth.harmony(9, "minor", bpm, seconds, progression=bpm % 3)
                     elif harmony == "one chord":
-                        held = synth.harmony(9, "minor", bpm, 4 * 60.0 / bpm)[:bar]
-                        audio = audio + np.tile(held, len(audio) // bar + 1)[: len(audio)]
+                        audio = audio + synth.one_chord(9, "minor", bpm, seconds)[: len(audio)]
                     path = Path(tmp) / "loop.wav"
                     sf.write(path, synth.mono(audio), synth.SR, subtype="PCM_16")
                     result = analyze(path, ["tempo", "structure"])

@@ -189,6 +189,13 @@ def harmony(tonic: int, mode: str, bpm: float, seconds: float, progression: int 
     return out
 
 
+def one_chord(tonic: int, mode: str, bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+    """``harmony``'s first bar (its first chord) repeated for ``seconds``: a loop in which no chord changes."""
+    bar = int(round(4 * 60.0 / bpm * sr))
+    first = harmony(tonic, mode, bpm, 4 * 60.0 / bpm, sr=sr)[:bar]
+    return np.tile(first, int(seconds * sr) // bar + 1)[: int(seconds * sr)]
+
+
 def song(tonic: int, mode: str, bpm: float, seconds: float, *, style: str = "rock", progression: int = 0,
          channels: int = 2, sr: int = SR, seed: int = 0) -> Song:
     """Drums plus harmony, peak-normalised to -3 dBFS; stereo puts the hats and chords slightly apart."""

@@ -112,9 +112,7 @@ def test_a_backbeat_is_never_the_downbeat(tmp_path: Path, bpm: float, style: str
     seconds = 20.0
     audio = synth.drums(bpm, seconds, style, seed=bpm)
     if chord:
-        bar = int(round(4 * 60.0 / bpm * synth.SR))
-        one_bar = synth.harmony(2, "minor", bpm, 4 * 60.0 / bpm)[:bar]
-        audio = audio + np.tile(one_bar, len(audio) // bar + 1)[: len(audio)]
+        audio = audio + synth.one_chord(2, "minor", bpm, seconds)[: len(audio)]
     path = tmp_path / "loop.wav"
     sf.write(path, synth.mono(audio), synth.SR, subtype="PCM_16")
     result = analyze(path, ["structure"])
